@@ -314,3 +314,14 @@ class Finding(Event):
     fix: str = ""
     score: float = 0.0
     """Higher ranks first."""
+    fix_options: tuple[str, ...] = ()
+    """The fix as `workbench run` options, ready for argv: ("--allow", "mkdir"). Empty when no CLI
+    option expresses it (then `fix_profile` does)."""
+    fix_profile: dict[str, Any] = field(default_factory=dict)
+    """The fix as a patch in the profile file's shape (TOML tables): {"capabilities": {"keep":
+    ["chown"]}}. Tables merge key by key; values (lists included) replace. See
+    `workbench.diagnose.apply_fix`."""
+    rule: str = ""
+    """Which diagnosis rule produced it (`seccomp-denial`, `host-path-missing`, ...)."""
+    pid: int | None = None
+    """The process the evidence is about, when there is one."""
