@@ -1,0 +1,194 @@
+"""The native backend's client side: talks to the launcher process (zygote.py) and hands out
+`NativeSandbox` handles. Safe to use from any thread; one launcher serves the whole process."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+from workbench.core.errors import CommandNotExecutable, CommandNotFound, SandboxError
+from workbench.sandbox import cgroups
+from workbench.sandbox.plan import Plan
+
+
+@dataclass
+class ExitStatus:
+    exit_code: int | None
+    signal: int | None
+    exec_errno: int | None = None
+
+    @property
+    def shell_status(self) -> int:
+        """The status a shell would report: the code, or 128+N for a signal."""
+        return self.exit_code if self.signal is None else 128 + self.signal
+
+
+class _Launcher:
+    """The process-wide connection to the launcher; replies are routed to waiting handles."""
+
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = dict(os.environ)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "workbench.sandbox.zygote", str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=None if env.get("WORKBENCH_DEBUG") else subprocess.DEVNULL, env=env,
+        )
+        theirs.close()
+        self.sock = ours
+        self.lock = threading.Lock()
+        self.ids = itertools.count(1)
+        self.inboxes: dict[int, queue.Queue] = {}
+        self.reader = threading.Thread(target=self._read, name="workbench-launcher-reader", daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = self.sock.recv(1 << 20)
+            except OSError:
+                data = b""
+            if not data:
+                for box in list(self.inboxes.values()):
+                    box.put({"op": "gone"})
+                return
+            msg = json.loads(data)
+            box = self.inboxes.get(msg.get("id"))
+            if box is not None:
+                box.put(msg)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None and self.reader.is_alive()
+
+    def request(self, msg: dict, fds: list[int] | None = None) -> None:
+        data = json.dumps(msg).encode()
+        with self.lock:
+            if fds:
+                socket.send_fds(self.sock, [data], fds)
+            else:
+                self.sock.send(data)
+
+
+_launcher: _Launcher | None = None
+_launcher_lock = threading.Lock()
+
+
+def launcher() -> _Launcher:
+    global _launcher
+    with _launcher_lock:
+        if _launcher is None or not _launcher.alive():
+            _launcher = _Launcher()
+        return _launcher
+
+
+class NativeSandbox:
+    """One sandbox, held at its start gate after `launch`."""
+
+    backend = "native"
+
+    def __init__(self, plan: Plan, stdio: tuple[int, int, int]):
+        self.plan = plan
+        self.cgroup: cgroups.SandboxCgroup | None = None
+        self.status: ExitStatus | None = None
+        self.pid = self.init_pid = 0
+        self.namespaces: dict = {}
+        self.launch_ms = 0.0
+        self.veth: dict | None = None
+        self._stdio = stdio
+        self._closed = False
+        self._released_at: float | None = None
+        self.exited_at: float | None = None
+
+    def launch(self) -> None:
+        """Build the sandbox and hold it at the gate. Raises SandboxError / CommandNotFound..."""
+        prof = self.plan.profile
+        t0 = time.monotonic()
+        self.cgroup = cgroups.create(prof.memory, prof.pids, prof.cpus)
+        self._conn = launcher()
+        self.id = next(self._conn.ids)
+        self._inbox: queue.Queue = queue.Queue()
+        self._conn.inboxes[self.id] = self._inbox
+        wire = self.plan.to_wire()
+        wire["cgroup"] = self.cgroup.to_dict()
+        wire["owner"] = os.getpid()
+        try:
+            self._conn.request({"op": "launch", "id": self.id, "plan": wire}, list(self._stdio))
+            reply = self._inbox.get(timeout=60)
+        except (OSError, queue.Empty) as exc:
+            self.close()
+            raise SandboxError(f"the sandbox launcher did not answer ({exc})",
+                               "run `workbench doctor` and retry") from None
+        if reply["op"] != "ready":
+            self.close()
+            if reply["op"] == "gone":
+                raise SandboxError("the sandbox launcher died", "run with WORKBENCH_DEBUG=1 to see why")
+            code, text = reply.get("code", 125), reply.get("message", "unknown error")
+            raise {127: CommandNotFound, 126: CommandNotExecutable}.get(code, SandboxError)(text)
+        self.pid, self.init_pid = reply["pid"], reply["init_pid"]
+        self.namespaces = reply["namespaces"]
+        self.launch_ms = (time.monotonic() - t0) * 1000
+
+    @property
+    def cgroup_id(self) -> int | None:
+        return self.cgroup.app_id if self.cgroup else None
+
+    @property
+    def cgroup_v2_path(self) -> str | None:
+        return self.cgroup.app_dir if self.cgroup else None
+
+    def release(self) -> None:
+        self._released_at = time.monotonic()
+        self._conn.request({"op": "release", "id": self.id})
+
+    def wait(self, timeout: float | None = None) -> ExitStatus | None:
+        if self.status is not None:
+            return self.status
+        try:
+            msg = self._inbox.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        self.exited_at = time.monotonic()
+        if msg["op"] == "gone":
+            self.status = ExitStatus(None, signal.SIGKILL)
+        else:
+            raw = msg["status"]
+            if os.WIFSIGNALED(raw):
+                self.status = ExitStatus(None, os.WTERMSIG(raw), msg.get("exec_errno"))
+            else:
+                self.status = ExitStatus(os.WEXITSTATUS(raw), None, msg.get("exec_errno"))
+        return self.status
+
+    @property
+    def run_seconds(self) -> float:
+        if self._released_at is None:
+            return 0.0
+        return (self.exited_at or time.monotonic()) - self._released_at
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.status is None and not self._closed:
+            self._conn.request({"op": "kill", "id": self.id, "signal": int(sig)})
+
+    def close(self) -> dict:
+        """End the sandbox if still running and remove its cgroups. Returns the final usage."""
+        usage: dict = {}
+        if self._closed:
+            return usage
+        if self.status is None and getattr(self, "pid", 0):
+            self.kill()
+            self.wait(timeout=5)
+        self._closed = True
+        if getattr(self, "id", None) is not None and hasattr(self, "_conn"):
+            self._conn.inboxes.pop(self.id, None)
+        if self.cgroup is not None:
+            usage = self.cgroup.usage()
+            self.cgroup.remove()
+        return usage
