@@ -1,0 +1,180 @@
+"""Read a recording back as typed events, streaming (a million events never sit in memory).
+
+`open_recording(path)` checks the file before anything else and turns every way it can be wrong
+(missing, empty, not SQLite, SQLite but not ours, truncated, from a newer workbench) into one
+`RecordingError` line naming the cause and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from typing import Any, Iterator
+
+from workbench.core.errors import RecordingError
+from workbench.core.events import Event, Syscall, SyscallBatch
+from workbench.record.codec import from_data, untyped
+from workbench.record.schema import FORMAT_NAME, FORMAT_VERSION
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+# One pass over events in time order; a batch's syscalls follow their batch row (LEFT JOIN), so
+# reading is a single streaming query whatever the size.
+_EVENTS_SQL = """
+SELECT e.seq, e.ts_ns, e.kind, e.payload,
+       s.ts_ns, s.pid, s.tid, s.comm, s.nr, s.name, s.ret, s.errno, s.duration_ns, s.denied,
+       s.args, s.decoded
+FROM events e LEFT JOIN syscalls s ON s.batch = e.seq
+WHERE e.ts_ns >= ? AND e.ts_ns <= ? {kinds}
+ORDER BY e.ts_ns, e.seq, s.seq
+"""
+
+
+def _damaged(path: str, detail: str) -> RecordingError:
+    return RecordingError(f"{path}: recording is damaged or truncated ({detail})",
+                          "record the session again; `sqlite3 FILE .recover` may save part of it")
+
+
+def _check_file(path: str) -> None:
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            header = f.read(100)
+    except FileNotFoundError:
+        raise RecordingError(f"{path}: no such recording", "check the path (recordings are made with --record FILE)") from None
+    except IsADirectoryError:
+        raise RecordingError(f"{path}: is a directory, not a recording", "give the recording file") from None
+    except OSError as exc:
+        raise RecordingError(f"{path}: cannot read ({exc.strerror})", "check its permissions") from None
+    if size == 0:
+        raise RecordingError(f"{path}: empty file, not a recording",
+                             "the session that made it ended before writing; record it again")
+    if not header.startswith(_SQLITE_MAGIC):
+        raise RecordingError(f"{path}: not a workbench recording (not an SQLite file)",
+                             "give a file made with --record")
+    if len(header) < 100:
+        raise _damaged(path, f"{size} bytes, shorter than an SQLite header")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    # The in-header page count is valid when the change counter matches "version-valid-for".
+    if header[24:28] == header[92:96] and pages and size < pages * page_size:
+        raise _damaged(path, f"{size} bytes where the header announces {pages * page_size}")
+
+
+class Recording:
+    """An open recording: `.meta` (dict) and `.events()` (typed events in time order)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        _check_file(self.path)
+        try:
+            self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            rows = self._db.execute("SELECT key, value FROM meta").fetchall()
+        except sqlite3.DatabaseError as exc:
+            if "no such table" in str(exc):
+                raise RecordingError(f"{self.path}: an SQLite file but not a workbench recording (no meta table)",
+                                     "give a file made with --record") from None
+            raise _damaged(self.path, str(exc)) from None
+        try:
+            self.meta: dict[str, Any] = {k: json.loads(v) for k, v in rows}
+        except ValueError as exc:
+            raise _damaged(self.path, f"meta table: {exc}") from None
+        if self.meta.get("format") != FORMAT_NAME:
+            raise RecordingError(f"{self.path}: an SQLite file but not a workbench recording",
+                                 "give a file made with --record")
+        version = self.meta.get("version")
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise RecordingError(f"{self.path}: made by a newer workbench (format {version}, this one reads "
+                                 f"up to {FORMAT_VERSION})", "upgrade workbench to read it")
+        try:
+            first, last, count = self._db.execute("SELECT min(ts_ns), max(ts_ns), count(*) FROM events").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise _damaged(self.path, str(exc)) from None
+        self.start_ns: int = first or 0
+        """Time of the first event (CLOCK_MONOTONIC ns of the recorded session)."""
+        self.end_ns: int = last or 0
+        self.event_count: int = count
+        """Rows in `events` (a batch counts once)."""
+        self.skipped = 0
+        """Events of a type this workbench does not know, skipped while reading."""
+
+    @property
+    def duration_ns(self) -> int:
+        return self.end_ns - self.start_ns
+
+    @property
+    def complete(self) -> bool:
+        """False when the recording session crashed or is still running."""
+        return bool(self.meta.get("complete"))
+
+    def events(self, start_ns: int | None = None, end_ns: int | None = None,
+               kinds: tuple[type, ...] | None = None) -> Iterator[Event]:
+        """Typed events with `start_ns <= ts_ns <= end_ns`, in time order (ties: arrival order)."""
+        kinds_sql = ""
+        params: list[Any] = [start_ns if start_ns is not None else -(1 << 62),
+                             end_ns if end_ns is not None else (1 << 62)]
+        if kinds:
+            names = {k.__name__ for k in kinds}
+            if Syscall in kinds or SyscallBatch in kinds:
+                names |= {"Syscall", "SyscallBatch"}
+            kinds_sql = f"AND e.kind IN ({','.join('?' * len(names))})"
+            params += sorted(names)
+        try:
+            cursor = self._db.execute(_EVENTS_SQL.format(kinds=kinds_sql), params)
+            yield from self._decode(cursor)
+        except sqlite3.DatabaseError as exc:
+            raise _damaged(self.path, str(exc)) from None
+
+    def _decode(self, cursor: sqlite3.Cursor) -> Iterator[Event]:
+        loads = json.loads
+        current_seq = None
+        batch_ts = 0
+        batch: list[Syscall] = []
+        expected = 0
+        for row in cursor:
+            seq, ts_ns, kind, payload = row[0], row[1], row[2], row[3]
+            if kind == "SyscallBatch" or kind == "Syscall":
+                if seq != current_seq:
+                    current_seq, batch_ts, batch = seq, ts_ns, []
+                    expected = loads(payload).get("count", 0)
+                if row[4] is not None:
+                    decoded = untyped(loads(row[15])) if row[15] != "{}" else {}
+                    batch.append(Syscall(row[4], row[5], row[6], row[7], row[8], row[9], tuple(loads(row[14])),
+                                         row[10], row[11], row[12], decoded, bool(row[13])))
+                if len(batch) >= expected:
+                    if kind == "Syscall":
+                        if batch:
+                            yield batch[0]
+                    else:
+                        yield SyscallBatch(ts_ns=batch_ts, syscalls=tuple(batch))
+                    current_seq, batch = None, []
+                continue
+            event = from_data(loads(payload))
+            if event is None:
+                self.skipped += 1
+                continue
+            yield event
+
+    def syscall_counts(self, include_denied: bool = True) -> dict[str, int]:
+        """Calls per syscall name over the whole recording, computed in SQL."""
+        sql = "SELECT name, count(*) FROM syscalls" + ("" if include_denied else " WHERE denied = 0") + " GROUP BY name"
+        try:
+            return dict(self._db.execute(sql).fetchall())
+        except sqlite3.DatabaseError as exc:
+            raise _damaged(self.path, str(exc)) from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Recording:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_recording(path: str | os.PathLike) -> Recording:
+    """Open a recording for reading; RecordingError (one line: cause and fix) when it cannot be."""
+    return Recording(path)
