@@ -1,0 +1,163 @@
+"""The workbench app: composes the screens and routes messages between them and the session layer.
+
+`build_app()` is what the CLI calls, and what the tests call, so tests run exactly what users run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Iterable
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.theme import Theme
+
+from workbench.core.errors import UsageError, WorkbenchError
+from workbench.tui.messages import LaunchRequested, ShellRequested
+from workbench.tui.runner import open_session
+from workbench.tui.screens.dialogs import Help
+from workbench.tui.screens.launch import LaunchScreen
+from workbench.tui.screens.session import SessionScreen
+
+THEMES_DIR = Path(__file__).resolve().parents[2] / "themes"
+THEMES = {"dark": "textual-dark", "light": "textual-light", "high-contrast": "workbench-high-contrast"}
+"""Our theme name -> the Textual colour theme under it; themes/<name>.tcss adds our own rules."""
+
+_HIGH_CONTRAST = Theme(
+    name="workbench-high-contrast", primary="#ffffff", secondary="#00ffff", accent="#ffff00",
+    foreground="#ffffff", background="#000000", surface="#000000", panel="#1a1a1a",
+    error="#ff3030", warning="#ffff00", success="#00ff00", dark=True)
+
+
+class WorkbenchApp(App):
+    """Routes: launch requests to new session screens, quit to teardown, themes to CSS classes."""
+
+    TITLE = "workbench"
+    CSS_PATH = [Path(__file__).with_name("layout.tcss"), *(THEMES_DIR / f"{n}.tcss" for n in THEMES)]
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+        Binding("question_mark", "help", "Help"),
+    ]
+
+    def __init__(self, options=None, replay: str | None = None, theme: str = "dark") -> None:
+        super().__init__()
+        self.options = options
+        self.replay = replay
+        self.theme_name = theme
+        self.sessions: list = []
+        """Every session opened, so that quitting can tear each one down."""
+        self._quitting = False
+
+    def on_mount(self) -> None:
+        self.register_theme(_HIGH_CONTRAST)
+        self.apply_theme(self.theme_name)
+        if self.options is not None:
+            self.launch(self.options)
+        else:
+            self.push_screen(LaunchScreen())
+
+    # --- themes --------------------------------------------------------------------------------
+
+    def apply_theme(self, name: str) -> None:
+        for other in THEMES:
+            self.remove_class(f"-theme-{other}")
+        self.add_class(f"-theme-{name}")
+        self.theme = THEMES[name]
+        self.theme_name = name
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        for name in THEMES:
+            yield SystemCommand(f"Theme: {name}", f"Switch to the {name} theme (themes/{name}.tcss)",
+                                lambda name=name: self.apply_theme(name))
+        yield SystemCommand("Help", "Keys and what each pane shows", self.action_help)
+        for command in super().get_system_commands(screen):
+            if command.title != "Theme":  # ours above carry our CSS with them
+                yield command
+
+    # --- routing -------------------------------------------------------------------------------
+
+    def launch(self, options) -> None:
+        """Open a session for `options` and show it; a previous session screen is replaced."""
+        try:
+            session = open_session(options)
+        except WorkbenchError as exc:
+            self.notify(str(exc), severity="error", timeout=10)
+            return
+        self.sessions.append(session)
+        current = self.screen
+        if isinstance(current, SessionScreen):
+            screen = SessionScreen(session, options, previous=current.state.summary())
+            self.close_in_background(current)
+            self.switch_screen(screen)
+        else:
+            self.push_screen(SessionScreen(session, options))
+
+    def on_launch_requested(self, message: LaunchRequested) -> None:
+        self.launch(message.options)
+
+    def on_shell_requested(self, message: ShellRequested) -> None:
+        if message.options is None:
+            self.notify("no profile to build a shell sandbox from", severity="warning")
+            return
+        options = dataclasses.replace(message.options, command=["/bin/sh", "-i"], stdin="terminal",
+                                      trace=False, stream=False, record=None)
+        try:
+            with self.suspend():
+                # The terminal belongs to the shell until it exits; the UI is suspended meanwhile.
+                session = open_session(options)
+                self.sessions.append(session)
+                try:
+                    session.start()
+                    session.wait()
+                finally:
+                    session.close()
+        except WorkbenchError as exc:
+            self.notify(str(exc), severity="error", timeout=10)
+        except Exception as exc:  # SuspendNotSupported in a headless or web driver
+            self.notify(f"cannot hand over the terminal here: {exc}", severity="warning")
+
+    @work(thread=True, group="teardown", description="tear down a replaced session")
+    def close_in_background(self, screen: SessionScreen) -> None:
+        screen.close_session()
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, Help):
+            self.push_screen(Help())
+
+    async def action_quit(self) -> None:
+        if not self._quitting:
+            self._quitting = True
+            self.notify("ending the sandbox…", timeout=2)
+            self.shutdown()
+
+    @work(thread=True, exclusive=True, group="teardown", description="end every sandbox, then exit")
+    def shutdown(self) -> None:
+        self.close_all()
+        self.call_from_thread(lambda: self.exit(return_code=0))
+
+    def close_all(self) -> None:
+        """Tear every session down (blocking; Session.close is idempotent)."""
+        for session in self.sessions:
+            try:
+                session.close()
+            except Exception as exc:  # one failed teardown must not keep the others alive
+                self.log.error(f"closing a session failed: {exc!r}")
+
+    def run(self, *args, **kwargs):
+        try:
+            return super().run(*args, **kwargs)
+        finally:
+            self.close_all()  # whatever way the app ended, nothing is left behind
+
+
+def build_app(options=None, replay: str | None = None, theme: str = "dark") -> WorkbenchApp:
+    """The app the CLI runs: the launch screen, a session for `options`, or a replay."""
+    if theme not in THEMES:
+        raise UsageError(f"unknown theme {theme!r}", f"use one of {', '.join(THEMES)}")
+    if replay is not None:
+        raise UsageError("replay is not available yet", "run the command again with workbench tui")
+    return WorkbenchApp(options=options, replay=replay, theme=theme)

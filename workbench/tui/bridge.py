@@ -1,0 +1,115 @@
+"""The one bridge from the event bus to Textual.
+
+The bus calls us in producer threads (probe poller, output pump, samplers) at up to hundreds of
+thousands of syscalls per second, so the callback only appends to bounded deques (atomic in
+CPython: no lock). A UI-thread timer drains them into `SessionState` a few times a second and posts
+one merged `StateChanged`, plus one `Lifecycle` per lifecycle event. When the UI falls behind, the
+deques drop their oldest entries and the drop is counted and shown, never hidden.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Callable
+
+from textual.message_pump import MessagePump
+from textual.timer import Timer
+
+from workbench.core import events as ev
+from workbench.core.bus import Bus
+from workbench.tui.messages import Lifecycle, StateChanged
+from workbench.tui.state import SessionState
+
+DRAIN_HZ = 15
+INBOX_BATCHES = 2_048
+"""Syscall batches waiting for the UI; beyond this the oldest are dropped (and counted)."""
+INBOX_EVENTS = 20_000
+"""Other events waiting for the UI (output floods are the usual reason to reach it)."""
+
+_LIFECYCLE = (ev.SessionStarted, ev.SandboxReady, ev.SandboxReleased, ev.SandboxExited,
+              ev.SessionEnded)
+
+
+class EventBridge:
+    """Subscribes to `bus`; drains into `state` and posts messages to `target` at `hz`."""
+
+    def __init__(self, bus: Bus, state: SessionState, target: MessagePump, hz: float = DRAIN_HZ):
+        self.bus = bus
+        self.state = state
+        self.target = target
+        self.hz = hz
+        self._batches: deque[tuple[ev.Syscall, ...]] = deque(maxlen=INBOX_BATCHES)
+        self._events: deque[ev.Event] = deque(maxlen=INBOX_EVENTS)
+        # Counters written by producer threads only, read by the UI: a stale read is harmless.
+        self._syscalls_in = 0
+        self._events_in = 0
+        self._syscalls_out = 0
+        self._events_out = 0
+        self.events_dropped = 0
+        self._unsubscribe: Callable[[], None] | None = None
+        self._timer: Timer | None = None
+
+    def start(self) -> None:
+        self._unsubscribe = self.bus.subscribe(self._on_event)
+        self._timer = self.target.set_interval(1 / self.hz, self.drain, name="event-bridge")
+
+    def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+
+    def _on_event(self, event: ev.Event) -> None:
+        # Runs in the producer's thread: append and return, nothing else.
+        if type(event) is ev.SyscallBatch:
+            self._batches.append(event.syscalls)
+            self._syscalls_in += len(event.syscalls)
+        else:
+            self._events.append(event)
+            self._events_in += 1
+
+    def drain(self) -> None:
+        """Move what arrived into the state and tell the screen what changed (UI thread)."""
+        parts: set[str] = set()
+        new: list[ev.Syscall] = []
+        batches, events = self._batches, self._events
+        while True:
+            try:
+                batch = batches.popleft()
+            except IndexError:
+                break
+            new.extend(batch)
+            self._syscalls_out += len(batch)
+            # Only the last STREAM_KEEP can ever be shown: don't copy more than that.
+            if len(new) > 2 * self.state.stream.maxlen:
+                del new[: len(new) - self.state.stream.maxlen]
+        if new:
+            if len(new) > self.state.stream.maxlen:
+                del new[: len(new) - self.state.stream.maxlen]
+            self.state.add_syscalls(new)
+            parts.add("stream")
+        # Drops are whatever went in but never came out (nor is still waiting).
+        waiting = sum(len(b) for b in batches)
+        dropped = self._syscalls_in - self._syscalls_out - waiting
+        if dropped != self.state.stream_dropped:
+            self.state.stream_dropped = max(dropped, 0)
+            parts.add("stream")
+        lifecycle: list[ev.Event] = []
+        while True:
+            try:
+                event = events.popleft()
+            except IndexError:
+                break
+            self._events_out += 1
+            part = self.state.apply(event)
+            if part:
+                parts.add(part)
+            if isinstance(event, _LIFECYCLE):
+                lifecycle.append(event)
+        self.events_dropped = max(self._events_in - self._events_out - len(events), 0)
+        for event in lifecycle:
+            self.target.post_message(Lifecycle(event))
+        if parts:
+            self.target.post_message(StateChanged(parts))

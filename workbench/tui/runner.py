@@ -1,0 +1,30 @@
+"""The TUI's only door to the session layer: build options, open a session.
+
+Imported lazily so that the TUI's screens load (and can be tested on a bare bus) even where the
+session module cannot be imported; the failure then is one line for people.
+"""
+
+from __future__ import annotations
+
+from workbench.core.errors import WorkbenchError
+
+
+def _session_module():
+    try:
+        from workbench import session
+    except ImportError as exc:
+        raise WorkbenchError(f"the session layer cannot be loaded ({exc})",
+                             "reinstall workbench (scripts/setup.sh)") from None
+    return session
+
+
+def make_options(profile, command: list[str], record: str | None = None, stdin: str = "pipe",
+                 trace: bool = True):
+    """SessionOptions for a run launched from the TUI."""
+    return _session_module().SessionOptions(profile=profile, command=list(command), backend="native",
+                                            trace=trace, stream=trace, record=record, stdin=stdin)
+
+
+def open_session(options):
+    """A Session for `options` (not started: start it in a worker)."""
+    return _session_module().Session(options, bus=None)

@@ -1,0 +1,56 @@
+"""Seccomp denials, prominently: each with its syscall, arguments, process and the matching rule.
+Below them, the diagnosis findings (which layer made the command fail, and the fix)."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.containers import Vertical
+from textual.widgets import DataTable, Static
+
+from workbench.core import events as ev
+from workbench.tui.state import DenialRow
+
+
+def _args_text(d: ev.SeccompDenial) -> str:
+    if d.args:
+        return ", ".join(f"{k}={v}" for k, v in d.args.items())
+    return ", ".join(hex(a) for a in d.raw_args[:3])
+
+
+class Denials(Vertical):
+    """The denials table and the findings under it."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.border_title = "Seccomp denials"
+        self._shown = 0
+
+    def compose(self):
+        table = DataTable(id="denials-table", cursor_type="row", zebra_stripes=True)
+        yield table
+        yield Static("", id="findings")
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).add_columns("×", "syscall", "arguments", "pid", "comm", "action", "rule")
+
+    def show(self, rows: list[DenialRow], total: int) -> None:
+        table = self.query_one(DataTable)
+        table.clear()
+        for row in rows:
+            d = row.first
+            action = d.action + (f" {d.errno}" if d.errno else "")
+            table.add_row(str(row.count), Text(d.syscall, style="bold red"), _args_text(d),
+                          str(d.pid), d.comm, action, d.rule or "-")
+        self.border_title = f"Seccomp denials ({total})" if total else "Seccomp denials"
+        self.set_class(total > 0, "-alert")
+
+    def show_findings(self, findings: list[ev.Finding]) -> None:
+        text = Text()
+        for f in findings:
+            text.append(f"[{f.layer}] ", style="bold")
+            text.append(f.summary + "\n")
+            for line in f.evidence[:3]:
+                text.append(f"    {line}\n", style="dim")
+            if f.fix:
+                text.append(f"    fix: {f.fix}\n", style="green")
+        self.query_one("#findings", Static).update(text)

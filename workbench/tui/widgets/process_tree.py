@@ -1,0 +1,89 @@
+"""The process tree: forks, execs, exits, OOM kills; and, for the highlighted process, where it
+stands in each namespace (isolated or shared with the host), its uid map, capabilities and seccomp."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.containers import Vertical
+from textual.widgets import Static, Tree
+from textual.widgets.tree import TreeNode
+
+from workbench.tui.state import ProcessInfo
+from workbench.tui.widgets.layers import capability_names
+
+_SECCOMP_MODES = {0: "off", 1: "strict", 2: "filter"}
+
+
+def process_label(p: ProcessInfo) -> Text:
+    name = " ".join(p.argv)[:40] if p.argv else p.comm or "?"
+    text = Text(f"{p.pid} ", style="dim")
+    text.append(name, style="bold" if not p.exited else "")
+    if p.oom_killed:
+        text.append("  OOM-killed", style="bold red")
+    if p.exited:
+        if p.signal is not None:
+            text.append(f"  killed (signal {p.signal})", style="red")
+        else:
+            text.append(f"  exit {p.exit_code}", style="green" if p.exit_code == 0 else "red")
+    elif p.fatal_signal is not None:
+        text.append(f"  dying (signal {p.fatal_signal})", style="red")
+    return text
+
+
+def membership_text(p: ProcessInfo) -> Text:
+    m = p.membership
+    text = Text(f"pid {p.pid}  ppid {p.ppid}  {p.comm}\n", style="bold")
+    if m is None:
+        text.append("no namespace sample yet", style="dim")
+        return text
+    for kind, info in sorted(m.namespaces.items()):
+        isolated = info.get("isolated")
+        text.append(f"{kind:<7}", style="bold")
+        text.append("isolated" if isolated else "shared with host", style="green" if isolated else "yellow")
+        text.append(f"  {info.get('inode', '')}\n", style="dim")
+    text.append(f"uid map {m.uid_map.strip() or '-'}; gid map {m.gid_map.strip() or '-'}\n")
+    caps = capability_names(m.cap_eff)
+    text.append(f"caps {', '.join(caps) if caps else 'none'}\n")
+    text.append(f"seccomp {_SECCOMP_MODES.get(m.seccomp_mode, m.seccomp_mode)}, "
+                f"no_new_privs {'yes' if m.no_new_privs else 'no'}")
+    return text
+
+
+class ProcessTree(Vertical):
+    """The tree, updated in place (nodes are added and relabelled, never rebuilt)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.border_title = "Processes"
+        self._tree_nodes: dict[int, TreeNode] = {}
+        self._processes: dict[int, ProcessInfo] = {}
+
+    def compose(self):
+        tree: Tree[int] = Tree("sandbox", id="proc-tree")
+        tree.show_root = False
+        tree.root.expand()
+        yield tree
+        yield Static("", id="proc-detail")
+
+    def show(self, processes: dict[int, ProcessInfo]) -> None:
+        self._processes = processes
+        tree = self.query_one(Tree)
+        for pid in sorted(processes):
+            p = processes[pid]
+            node = self._tree_nodes.get(pid)
+            if node is None:
+                parent = self._tree_nodes.get(p.ppid, tree.root)
+                node = self._tree_nodes[pid] = parent.add(process_label(p), data=pid, expand=True)
+            else:
+                node.set_label(process_label(p))
+        self._show_detail(tree.cursor_node.data if tree.cursor_node else None)
+
+    def _show_detail(self, pid: int | None) -> None:
+        if pid is None and self._processes:
+            pid = min(self._processes)
+        p = self._processes.get(pid) if pid is not None else None
+        self.query_one("#proc-detail", Static).update(membership_text(p) if p else "")
+
+    def on_tree_node_highlighted(self, message: Tree.NodeHighlighted) -> None:
+        message.stop()
+        self._show_detail(message.node.data)

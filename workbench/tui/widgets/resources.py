@@ -1,0 +1,93 @@
+"""Resource charts: memory, cpu and pids over time, with the cgroup limit drawn across."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.containers import Vertical
+from textual.widget import Widget
+
+from workbench.core import events as ev
+from workbench.tui.state import format_bytes
+
+_BLOCKS = " ▁▂▃▄▅▆▇█"
+
+
+def chart_lines(values: list[float], limit: float | None, width: int, height: int) -> list[Text]:
+    """Bars of the last `width` values, scaled so that the limit (when set) is the top row."""
+    values = values[-width:]
+    top = max([limit or 0.0, *values, 1e-9])
+    lines = []
+    limit_row = None if not limit else min(height - 1, int((1 - limit / top) * height))
+    for row in range(height):
+        floor = (height - row - 1) / height * top
+        cell = top / height
+        text = Text()
+        for v in values:
+            fill = (v - floor) / cell
+            ch = _BLOCKS[max(0, min(8, int(fill * 8)))] if fill > 0 else " "
+            if ch == " " and row == limit_row:
+                text.append("╌", style="bold red")
+            else:
+                text.append(ch, style="cyan")
+        if row == limit_row:
+            text.append("╌" * (width - len(values)), style="bold red")
+        lines.append(text)
+    return lines
+
+
+class LimitChart(Widget):
+    """One series with its limit: `show(values, limit, caption)`."""
+
+    DEFAULT_CSS = "LimitChart { height: 1fr; min-height: 2; }"
+
+    def __init__(self, title: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.label = title
+        self.values: list[float] = []
+        self.limit: float | None = None
+        self.caption = ""
+
+    def show(self, values: list[float], limit: float | None, caption: str) -> None:
+        self.values, self.limit, self.caption = values, limit, caption
+        self.refresh()
+
+    def render(self) -> Text:
+        width, height = max(self.size.width, 1), max(self.size.height - 1, 1)
+        out = Text(f"{self.label}: {self.caption}", style="bold", no_wrap=True)
+        for line in chart_lines(self.values, self.limit, width, height):
+            out.append("\n")
+            out.append_text(line)
+        return out
+
+
+class Resources(Vertical):
+    """Memory, cpu and pids charts for the sandbox's cgroup."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.border_title = "Resources"
+
+    def compose(self):
+        yield LimitChart("memory", id="chart-memory")
+        yield LimitChart("cpu", id="chart-cpu")
+        yield LimitChart("pids", id="chart-pids")
+
+    def show(self, samples: list[ev.ResourceSample], cpus_limit: float | None, hz: float = 4.0) -> None:
+        if not samples:
+            return
+        last = samples[-1]
+        mem = [s.memory_bytes for s in samples]
+        self.query_one("#chart-memory", LimitChart).show(
+            mem, last.memory_limit_bytes,
+            f"{format_bytes(last.memory_bytes)} peak {format_bytes(last.memory_peak_bytes)}"
+            f" / limit {format_bytes(last.memory_limit_bytes)}"
+            + (f"  OOM kills {last.oom_kills}" if last.oom_kills else ""))
+        # cpu: cores in use between samples, from the cumulative cpu seconds
+        cores = [0.0] + [max(b.cpu_seconds - a.cpu_seconds, 0.0) / max((b.ts_ns - a.ts_ns) / 1e9, 1e-3)
+                         for a, b in zip(samples, samples[1:])]
+        self.query_one("#chart-cpu", LimitChart).show(
+            cores, cpus_limit, f"{cores[-1]:.2f} cores, {last.cpu_seconds:.2f} s"
+            + (f" / limit {cpus_limit:g}" if cpus_limit else ""))
+        self.query_one("#chart-pids", LimitChart).show(
+            [float(s.pids) for s in samples], last.pids_limit,
+            f"{last.pids} / limit {last.pids_limit if last.pids_limit else 'none'}")
