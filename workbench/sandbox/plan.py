@@ -36,7 +36,7 @@ def make_plan(profile: Profile, command: list[str], stdin: str = "pipe",
               host_env: dict[str, str] | None = None) -> Plan:
     if not command:
         raise UsageError("no command given", "put it after --, e.g. workbench run -- ls /")
-    if stdin not in ("pipe", "null", "terminal"):
+    if stdin not in ("pipe", "null", "inherit", "terminal"):
         raise UsageError(f"unknown stdin mode {stdin!r}")
     if not os.path.isdir(profile.rootfs):
         raise ProfileError("filesystem.rootfs", f"{profile.rootfs!r} is not a directory")

@@ -328,7 +328,8 @@ class Launcher:
         for name in ("user", "pid", "mnt", "net", "uts", "ipc", "cgroup"):
             try:
                 inode = os.stat(f"/proc/{sb.pid_c}/ns/{name}").st_ino
-                ns[name] = {"inode": inode, "isolated": inode != os.stat(f"/proc/1/ns/{name}").st_ino}
+                # "Host" is the workbench's own view: /proc/1 may belong to an outer sandbox.
+                ns[name] = {"inode": inode, "isolated": inode != os.stat(f"/proc/self/ns/{name}").st_ino}
             except OSError:
                 ns[name] = {"inode": None, "isolated": plan["profile"]["namespaces"].get(name, False)}
         self.send({"op": "ready", "id": sid, "pid": sb.pid_c, "init_pid": sb.pid_b,

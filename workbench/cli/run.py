@@ -1,0 +1,128 @@
+"""`workbench run`: a headless session: the command's output passes through, the JSON report goes
+where --report says, and a diagnosis is printed when the command fails."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+
+from workbench.cleanup import sweep
+from workbench.core.errors import WorkbenchError
+
+
+def _print_diagnosis(report: dict) -> None:
+    status = f"exit {report['exit_code']}" if report["signal"] is None else f"killed by {report['signal_name']}"
+    lines = [f"workbench: the command failed ({status})."]
+    for i, f in enumerate(report["diagnosis"][:3]):
+        lines.append(f"  {'why' if i == 0 else 'also'} [{f['layer']}] {f['summary']}")
+        for item in f["evidence"][:4]:
+            lines.append(f"        {item}")
+        if f["fix"]:
+            lines.append(f"      fix: {f['fix']}")
+    if not report["diagnosis"]:
+        lines.append("  no isolation layer was found to blame: the command failed on its own terms.")
+    print("\n".join(lines), file=sys.stderr)
+
+
+def _write_report(report: dict, target: str | None) -> None:
+    if not target:
+        return
+    text = json.dumps(report, indent=2, default=str)
+    if target == "-":
+        print(text)
+        return
+    try:
+        with open(target, "w") as f:
+            f.write(text + "\n")
+    except OSError as exc:
+        print(f"workbench: cannot write the report to {target}: {exc.strerror}", file=sys.stderr)
+
+
+def run_once(args, options) -> tuple[int, dict]:
+    from workbench.session import Session
+
+    session = Session(options)
+    interrupted = 0
+    try:
+        try:
+            session.start()
+        except WorkbenchError as exc:
+            print(f"workbench: {exc}", file=sys.stderr)
+            session.close()
+            report = session.report()
+            return exc.exit_status, report
+        while True:
+            try:
+                exited = session.wait()
+                break
+            except KeyboardInterrupt:
+                interrupted += 1  # first Ctrl-C: to the command, like a terminal would; then kill
+                session.kill(signal.SIGINT if interrupted == 1 else signal.SIGKILL)
+    finally:
+        session.close()
+    report = session.report()
+    status = exited.exit_code if exited.signal is None else 128 + exited.signal
+    return status, report
+
+
+def _stdin_mode() -> str:
+    """Our stdin goes to the command when there is one to give (CI runs have none)."""
+    try:
+        return "inherit" if sys.stdin is not None and not sys.stdin.closed and sys.stdin.fileno() == 0 else "null"
+    except (OSError, ValueError):
+        return "null"
+
+
+def run_command(args) -> int:
+    from workbench.cli.main import session_options
+
+    sweep()
+    options = session_options(args, stdin=_stdin_mode(), echo=True)
+    status, report = run_once(args, options)
+    failed = status != 0
+    if failed and not args.quiet:
+        _print_diagnosis(report)
+    if args.fix and failed:
+        status, report = _verify_fix(args, report, status)
+    _write_report(report, args.report)
+    return status
+
+
+def _verify_fix(args, report: dict, status: int):
+    """Apply the top finding's fix as CLI options, run again, and say whether the failure is gone."""
+    from workbench.cli.main import session_options
+
+    top = report["diagnosis"][0] if report["diagnosis"] else None
+    options_fix = list(top.get("fix_options", [])) if top else []
+    if not options_fix:
+        print("workbench: --fix: no finding with a fix that options can express", file=sys.stderr)
+        return status, report
+    args2 = _apply_options(args, options_fix)
+    options = session_options(args2, stdin="null", echo=True)
+    print(f"workbench: --fix: re-running with {' '.join(options_fix)}", file=sys.stderr)
+    new_status, new_report = run_once(args2, options)
+    verdict = "the failure is gone" if new_status == 0 else f"still failing (exit {new_status})"
+    print(f"workbench: --fix: {verdict}", file=sys.stderr)
+    new_report["fix"] = {"applied": options_fix, "before_exit": status, "after_exit": new_status,
+                         "verified": new_status == 0}
+    return new_status, new_report
+
+
+def _apply_options(args, extra: list[str]):
+    import copy
+
+    from workbench.cli.main import build_parser
+
+    parser = build_parser()
+    run = parser._subparsers._group_actions[0].choices["run"]  # the same parser users get
+    fixed, _ = run.parse_known_args(extra + ["--"])
+    args2 = copy.copy(args)
+    for key in ("memory", "pids", "cpus", "net", "rootfs"):
+        if getattr(fixed, key) is not None:
+            setattr(args2, key, getattr(fixed, key))
+    for key in ("deny", "allow", "bind"):
+        setattr(args2, key, list(getattr(args, key)) + list(getattr(fixed, key)))
+    if fixed.profile != "default":
+        args2.profile = fixed.profile
+    return args2
