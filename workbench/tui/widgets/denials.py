@@ -49,8 +49,8 @@ class Denials(Vertical):
         for f in findings:
             text.append(f"[{f.layer}] ", style="bold")
             text.append(f.summary + "\n")
-            for line in f.evidence[:3]:
-                text.append(f"    {line}\n", style="dim")
             if f.fix:
-                text.append(f"    fix: {f.fix}\n", style="green")
+                text.append(f"  fix: {f.fix}\n", style="bold green")
+            for line in f.evidence[:2]:
+                text.append(f"  {line}\n", style="dim")
         self.query_one("#findings", Static).update(text)

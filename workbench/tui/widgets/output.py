@@ -14,7 +14,7 @@ from workbench.tui.state import OUTPUT_KEEP
 class OutputPane(Vertical):
     """Output lines (stderr in red) and an input whose lines go to the program's stdin."""
 
-    BINDINGS = [Binding("ctrl+d", "close_stdin", "EOF to stdin")]
+    BINDINGS = [Binding("ctrl+d", "close_stdin", "EOF to stdin", priority=True)]
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)

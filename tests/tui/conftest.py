@@ -1,0 +1,50 @@
+"""Helpers for TUI tests: wait for a state with a deadline (never a fixed sleep), feed a bus."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import pytest
+
+from workbench.core.bus import Bus
+from workbench.tui.app import build_app
+from workbench.tui.screens.session import SessionScreen
+
+
+async def wait_for(pilot, predicate: Callable[[], object], what: str = "condition", deadline_s: float = 20.0):
+    """Let the app run until `predicate()` is true; fail naming `what` after the deadline."""
+    end = time.monotonic() + deadline_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause()
+
+
+class Recorder:
+    """A message_hook that keeps the messages of the types we follow."""
+
+    def __init__(self, *types: type) -> None:
+        self.types = types
+        self.messages: list = []
+
+    def __call__(self, message) -> None:
+        if isinstance(message, self.types):
+            self.messages.append(message)
+
+
+async def open_bus_session(app, pilot) -> tuple[SessionScreen, Bus]:
+    """A session screen fed by a bare bus (no sandbox), on top of the launch screen."""
+    bus = Bus()
+    screen = SessionScreen(bus=bus)
+    await app.push_screen(screen)
+    await wait_for(pilot, lambda: screen.is_mounted and screen.bridge._timer is not None, "the bridge")
+    return screen, bus
+
+
+@pytest.fixture
+def app():
+    return build_app()
