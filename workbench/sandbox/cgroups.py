@@ -121,6 +121,11 @@ class SandboxCgroup:
         for d in self.dirs():
             _write(os.path.join(d, "cgroup.procs"), str(pid))
 
+    def evict(self, pid: int) -> None:
+        """Move a process back to the top of each hierarchy."""
+        for d in self.dirs():
+            _write(os.path.join(os.path.dirname(d), "cgroup.procs"), str(pid))
+
     def move_to_app(self, pid: int) -> None:
         if self.app_dir:
             _write(os.path.join(self.app_dir, "cgroup.procs"), str(pid))

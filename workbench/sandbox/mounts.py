@@ -39,12 +39,18 @@ def _make_mountpoint(target: str, like_dir: bool) -> None:
         os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o644))
 
 
-def build(plan: dict) -> None:
+def open_sources(plan: dict) -> tuple[int, list[tuple[int, dict]]]:
+    """Open the rootfs and bind sources while still host uid 0: the sandbox's uid may not be
+    allowed to walk to them (a 0700 parent), but it may mount an fd it holds."""
+    fs = plan["profile"]
+    return _open_path(fs["rootfs"]), [(_open_path(b["src"]), b) for b in fs["binds"]]
+
+
+def build(plan: dict, sources: tuple[int, list[tuple[int, dict]]]) -> None:
     """Build the filesystem of `plan` and pivot into it. Raises OSError with the failing step."""
     fs = plan["profile"]
+    root_fd, bind_fds = sources
     L.mount(None, "/", None, L.MS_REC | L.MS_SLAVE)
-    root_fd = _open_path(fs["rootfs"])
-    bind_fds = [(_open_path(b["src"]), b) for b in fs["binds"]]
 
     L.mount("tmpfs", STAGE, "tmpfs", L.MS_NOSUID | L.MS_NODEV, "mode=0755,size=1m")
     os.mkdir(NEWROOT)

@@ -29,7 +29,7 @@ import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from workbench.sandbox import cgroups, mounts, network, security
 from workbench.sandbox import linux as L
@@ -178,13 +178,13 @@ def _init_loop(child: int, status_w: int) -> None:
             os._exit(0)  # pid 1 leaving takes every other process of the namespace with it
 
 
-def _child_b(plan: dict, p: Pipes, stdio: list[int]) -> None:
+def _child_b(plan: dict, p: Pipes, stdio: list[int], sources) -> None:
     prof = plan["profile"]
     try:
         L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
         ns = prof["namespaces"]
         if ns["mnt"]:
-            mounts.build(plan)
+            mounts.build(plan, sources)
         if ns["uts"]:
             L.sethostname(prof["hostname"])
         if prof["net"] in ("loopback", "veth"):
@@ -219,6 +219,9 @@ def _child_a(plan: dict, p: Pipes, stdio: list[int], launcher: int) -> None:
             if on:
                 flags |= L.NS_FLAGS[name]
         L.unshare(flags)
+        # Still host uid 0 (the uid changes below), so a root-only parent directory can be walked;
+        # opened after the unshare, the fds belong to the new mount namespace and can be bound.
+        sources = mounts.open_sources(plan) if prof["namespaces"]["mnt"] else None
         os.write(p.info_w, b"u\n")
         if os.read(p.go_r, 1) != b"2":
             os._exit(125)
@@ -228,7 +231,7 @@ def _child_a(plan: dict, p: Pipes, stdio: list[int], launcher: int) -> None:
             os.setresuid(prof["uid"], prof["uid"], prof["uid"])
         b = os.fork()
         if b == 0:
-            _child_b(plan, p, stdio)
+            _child_b(plan, p, stdio, sources)
         os.write(p.info_w, f"{b}\n".encode())
         for fd in stdio + [p.gate_r, p.ready_w]:
             os.close(fd)
@@ -253,7 +256,6 @@ class Sandbox:
     pid_c: int = 0
     veth: str | None = None
     released: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 class Launcher:
@@ -307,6 +309,11 @@ class Launcher:
     def launch(self, sid: int, plan: dict, stdio: list[int]) -> None:
         t0 = time.monotonic()
         cg = cgroups.SandboxCgroup.from_dict(plan["cgroup"])
+        if plan["profile"]["net"] == "veth":  # decided before the fork: the sandbox side needs them
+            self.veth_index += 1
+            host_addr, sandbox_addr = network.veth_addresses(self.veth_index)
+            plan["veth"] = {"host_addr": host_addr, "sandbox_addr": sandbox_addr,
+                            "host_if": network.host_veth_name(plan["owner"], self.veth_index)}
         p = Pipes.make()
         pid_a = os.fork()
         if pid_a == 0:
@@ -365,17 +372,19 @@ class Launcher:
             except OSError as exc:
                 raise LaunchFailed(125, f"cannot write the uid/gid map: {exc.strerror}") from None
         if prof["net"] == "veth":
-            self.veth_index += 1
-            host_addr, sandbox_addr = network.veth_addresses(self.veth_index + 4 * sb.id)
-            sb.veth = network.host_veth_name(plan["owner"], sb.id)
-            plan["veth"] = {"host_addr": host_addr, "sandbox_addr": sandbox_addr, "host_if": sb.veth}
+            sb.veth = plan["veth"]["host_if"]
             try:
-                network.create_veth(sb.veth, sb.pid_a, host_addr)
+                network.create_veth(sb.veth, sb.pid_a, plan["veth"]["host_addr"])
             except Exception as exc:  # noqa: BLE001 - netlink errors come in several types
                 raise LaunchFailed(125, f"cannot create the veth pair: {exc}") from None
-            sb.extra["veth"] = plan["veth"]
         os.write(p.go_w, b"2")
         sb.pid_b = int(self._expect(sb, p.info_r, "fork of pid 1"))
+        # A only had to be inside while unsharing (the cgroup namespace is rooted where it stood);
+        # out again, it does not count against the sandbox's pids and memory.
+        try:
+            sb.cgroup.evict(sb.pid_a)
+        except OSError:
+            pass
         self._expect(sb, p.ready_r, "set-up")
         sb.pid_c = self._find_command(sb, prof["init"])
         try:

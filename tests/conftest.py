@@ -1,0 +1,88 @@
+"""Shared fixtures. Every test runs under `no_leaks`: the host's kernel objects are listed before
+and after, and any difference (a cgroup, mount, network namespace, veth, BPF program or process
+left behind) fails the test."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import psutil
+import pytest
+
+CGROUP_ROOTS = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids",
+                "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpuacct", "/sys/fs/cgroup/workbench"]
+
+
+def _cgroups() -> set[str]:
+    found = set()
+    for root in CGROUP_ROOTS:
+        try:
+            found |= {f"{root}/{e}" for e in os.listdir(root) if e.startswith("workbench-")}
+        except OSError:
+            pass
+    return found
+
+
+def _bpf_fds() -> int:
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if "bpf" in os.readlink(f"/proc/self/fd/{fd}"):
+                count += 1
+        except OSError:
+            pass
+    return count
+
+
+def _children() -> set[int]:
+    """Our descendants, except the long-lived sandbox launcher itself (one per process)."""
+    out = set()
+    for p in psutil.Process().children(recursive=True):
+        try:
+            cmd = " ".join(p.cmdline())
+        except psutil.Error:
+            continue
+        if "workbench.sandbox.zygote" in cmd and p.ppid() == os.getpid():
+            continue
+        out.add(p.pid)
+    return out
+
+
+def host_state() -> dict:
+    return {
+        "cgroups": _cgroups(),
+        "mounts": len(open("/proc/self/mountinfo").read().splitlines()),
+        "netns": set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set(),
+        "links": {n for n in os.listdir("/sys/class/net") if n.startswith("wb")},
+        "bpf_fds": _bpf_fds(),
+        "children": _children(),
+    }
+
+
+def wait_until(predicate, timeout: float = 10.0, what: str = "condition"):
+    """Poll `predicate` until it returns a truthy value; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.01)
+
+
+@pytest.fixture(autouse=True)
+def no_leaks():
+    before = host_state()
+    yield
+    # Dying processes leave cgroups and the process table asynchronously: give them a moment.
+    deadline = time.monotonic() + 5
+    while True:
+        after = host_state()
+        diff = {k: (before[k], after[k]) for k in before if after[k] != before[k]
+                and not (isinstance(after[k], set) and after[k] <= before[k])}
+        if not diff or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert not diff, f"kernel objects leaked by this test: {diff}"
