@@ -1,0 +1,263 @@
+/* Syscalls: every syscall of every thread in the sandbox, from raw_syscalls tracepoints.
+ *
+ * sys_enter stamps the entry time in a per-thread slot; sys_exit counts the call in per-cpu
+ * aggregates (exact at any rate) and, with WB_STREAM, writes one record to the wb_stream ring
+ * buffer. A sys_exit whose thread has a slot but no pending entry is a call seccomp answered
+ * without running it (seccomp runs before the sys_enter tracepoint): a denial.
+ *
+ * Raw tracepoints, because merely switching syscall tracing on is most of the cost and the raw
+ * form is the cheapest (see docs/probes/syscalls.md). Arguments are read at sys_exit from the
+ * saved user registers, which the syscall does not change (execve's are read at entry: its exit
+ * runs in the new image).
+ *
+ * -D switches: WB_STREAM (per-event records), WB_STREAM_PAGES, WB_NR_* (from libseccomp).
+ */
+#include "wb_common.h"
+
+#ifndef WB_STREAM_PAGES
+#define WB_STREAM_PAGES 4096   /* 16 MiB with 4 KiB pages */
+#endif
+
+struct wb_inflight {
+    u64 ts;                    /* entry time; 0 when no call is pending */
+    u8 counted;                /* entered after the start gate opened */
+    u8 pad[7];
+};
+
+BPF_HASH(wb_inflight, u32, struct wb_inflight, WB_MAX_TASKS);
+BPF_PERCPU_ARRAY(wb_sysrows, struct wb_sysrow, WB_MAX_NR);
+BPF_PERCPU_HASH(wb_errors, u32, u64, 4096);            /* key: nr << 12 | errno */
+BPF_HASH(wb_exit_info, u32, struct wb_exit_info, WB_MAX_TASKS);
+BPF_HASH(wb_sigsys, u32, struct wb_sigsys, 1024);       /* by tid, see processes.c */
+BPF_PERCPU_ARRAY(wb_scratch, struct wb_denial_rec, 1);
+#ifdef WB_STREAM
+BPF_RINGBUF_OUTPUT(wb_stream, WB_STREAM_PAGES);
+#endif
+
+static __always_inline u32 wb_log2(u64 v)
+{
+    u32 r = 0, s;
+    s = (v > 0xFFFFFFFFULL) << 5; v >>= s; r |= s;
+    s = (v > 0xFFFF) << 4; v >>= s; r |= s;
+    s = (v > 0xFF) << 3; v >>= s; r |= s;
+    s = (v > 0xF) << 2; v >>= s; r |= s;
+    s = (v > 0x3) << 1; v >>= s; r |= s;
+    r |= (v >> 1);
+    return r;
+}
+
+static __always_inline void wb_aggregate(u32 nr, s64 ret, u64 dur)
+{
+    struct wb_sysrow *row = wb_sysrows.lookup(&nr);
+    if (!row)
+        return;
+    row->count++;
+    u32 slot = wb_log2(dur);
+    if (slot >= WB_LAT_SLOTS)
+        slot = WB_LAT_SLOTS - 1;
+    row->lat[slot]++;
+    if (ret < 0 && ret >= -4095) {
+        u32 key = (nr << 12) | (u32)(-ret);
+        u64 one = 1, *n = wb_errors.lookup(&key);
+        if (n)
+            (*n)++;
+        else
+            wb_errors.update(&key, &one);
+    }
+}
+
+static __always_inline void wb_emit_argv(u64 pid_tgid, struct pt_regs *regs, u32 nr)
+{
+    struct wb_exec_argv_rec *r = wb_ctrl.ringbuf_reserve(sizeof(*r));
+    if (!r) {
+        wb_count_lost(WB_LOST_CTRL);
+        return;
+    }
+    wb_fill_head(&r->h, WB_REC_EXEC_ARGV, pid_tgid);
+    u64 args[6];
+    wb_read_args(regs, args);
+    /* execve(path, argv, envp); execveat(dirfd, path, argv, envp, flags) */
+    int at = nr != WB_NR_EXECVE;
+    const char *path = (const char *)(at ? args[1] : args[0]);
+    const char *const *argv = (const char *const *)(at ? args[2] : args[1]);
+    r->filename[0] = 0;
+    bpf_probe_read_user_str(r->filename, sizeof(r->filename), path);
+    r->argc = 0;
+    r->truncated = 0;
+#pragma unroll
+    for (int i = 0; i < WB_ARGV_MAX; i++) {
+        const char *arg = NULL;
+        r->argv[i * WB_ARG_LEN] = 0;
+        if (bpf_probe_read_user(&arg, sizeof(arg), &argv[i]) || !arg)
+            break;
+        bpf_probe_read_user_str(&r->argv[i * WB_ARG_LEN], WB_ARG_LEN, arg);
+        r->argc = i + 1;
+    }
+    if (r->argc == WB_ARGV_MAX) {
+        const char *more = NULL;
+        bpf_probe_read_user(&more, sizeof(more), &argv[WB_ARGV_MAX]);
+        r->truncated = more != NULL;
+    }
+    wb_ctrl.ringbuf_submit(r, 0);
+}
+
+#ifdef WB_STREAM
+static __always_inline void wb_stream_out(u64 pid_tgid, u32 nr, u64 ts, u64 dur, s64 ret,
+                                          u64 args[6], u16 flags, struct wb_denial_rec *blobs)
+{
+    struct wb_argkind *k = wb_argkinds.lookup(&nr);
+    int with_blobs = k && k->kind[0] != WB_ARG_NONE;
+    struct wb_sys_rec *r;
+    /* Wake the reader only now and then: a wakeup per event would cost more than the event. */
+    u64 wake = BPF_RB_NO_WAKEUP;
+    if (with_blobs)
+        r = wb_stream.ringbuf_reserve(sizeof(struct wb_sys_path_rec));
+    else
+        r = wb_stream.ringbuf_reserve(sizeof(struct wb_sys_rec));
+    if (!r) {
+        wb_count_lost(WB_LOST_STREAM);
+        return;
+    }
+    r->ts = ts;
+    r->dur = dur;
+#pragma unroll
+    for (int i = 0; i < 6; i++)
+        r->args[i] = args[i];
+    r->ret = ret;
+    r->pid = pid_tgid >> 32;
+    r->tid = (u32)pid_tgid;
+    r->nr = nr;
+    r->flags = flags;
+    r->blob_len[0] = r->blob_len[1] = 0;
+    r->pad = 0;
+    if (with_blobs) {
+        struct wb_sys_path_rec *p = (struct wb_sys_path_rec *)r;
+        if (blobs) {           /* already decoded for the denial record */
+            bpf_probe_read_kernel(&p->b, sizeof(p->b), &blobs->b);
+            r->blob_len[0] = blobs->blob_len[0];
+            r->blob_len[1] = blobs->blob_len[1];
+        } else {
+            wb_read_blobs(nr, args, &p->b, r->blob_len);
+        }
+    }
+    wb_stream.ringbuf_submit(r, wake);
+}
+#endif
+
+int wb_sys_enter(struct bpf_raw_tracepoint_args *ctx)
+{
+    struct wb_config *c = wb_cfg();
+    if (!c || c->mode == WB_MODE_OFF)
+        return 0;
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    u32 tid = (u32)pid_tgid;
+    if (!wb_in_sandbox(c, pid_tgid >> 32))
+        return 0;
+    u32 nr = (u32)ctx->args[1];
+    u8 counted = c->gate_open;
+    if (!counted && tid == c->gate_tid && nr == WB_NR_EXECVE) {
+        c->gate_open = 1;      /* the app's first instruction is next: record from here on */
+        counted = 1;
+    }
+    struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+    if (counted && (nr == WB_NR_EXECVE || nr == WB_NR_EXECVEAT))
+        wb_emit_argv(pid_tgid, regs, nr);
+    if (nr == WB_NR_EXIT || nr == WB_NR_EXIT_GROUP) {
+        /* No sys_exit follows these: keep the status for sched_process_exit, count them here. */
+        u32 tgid = pid_tgid >> 32;
+        u64 status = 0;
+        bpf_probe_read_kernel(&status, sizeof(status), &regs->di);
+        struct wb_exit_info info = {.exit_code = (s32)(status & 0xff), .signal = 0};
+        if (nr == WB_NR_EXIT_GROUP || tid == tgid)
+            wb_exit_info.update(&tgid, &info);
+        if (counted) {
+            wb_aggregate(nr, 0, 0);
+#ifdef WB_STREAM
+            u64 args[6];
+            wb_read_args(regs, args);
+            wb_stream_out(pid_tgid, nr, bpf_ktime_get_ns(), 0, 0, args, 0, NULL);
+#endif
+        }
+        return 0;
+    }
+    struct wb_inflight f = {.ts = bpf_ktime_get_ns(), .counted = counted};
+    wb_inflight.update(&tid, &f);
+    return 0;
+}
+
+int wb_sys_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+    struct wb_config *c = wb_cfg();
+    if (!c || c->mode == WB_MODE_OFF)
+        return 0;
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    u32 tid = (u32)pid_tgid;
+    if (!wb_in_sandbox(c, pid_tgid >> 32))
+        return 0;
+    struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+    s64 ret = (s64)ctx->args[1];
+    u64 nr64 = 0;
+    bpf_probe_read_kernel(&nr64, sizeof(nr64), &regs->orig_ax);
+    u32 nr = (u32)nr64;
+    u64 now = bpf_ktime_get_ns();
+    struct wb_inflight *f = wb_inflight.lookup(&tid);
+    if (!f) {
+        /* A thread we never saw enter: either it was inside a syscall when we attached, or it
+         * is a new task returning from fork. From now on its calls are paired. */
+        if (ret == 0 && (nr == WB_NR_CLONE || nr == WB_NR_CLONE3 || nr == WB_NR_FORK ||
+                         nr == WB_NR_VFORK)) {
+            struct wb_inflight idle = {};
+            wb_inflight.update(&tid, &idle);
+        }
+        return 0;
+    }
+    u64 ts = f->ts, dur = 0;
+    u16 flags = 0;
+    if (ts) {
+        if (!f->counted) {
+            f->ts = 0;
+            return 0;
+        }
+        f->ts = 0;
+        dur = now - ts;
+        wb_aggregate(nr, ret, dur);
+    } else {
+        /* Paired thread, no pending entry: seccomp answered this call. */
+        if (!c->gate_open)
+            return 0;
+        ts = now;
+        flags = 1;
+        wb_aggregate(nr, ret, 0);
+    }
+    u64 args[6];
+#ifndef WB_STREAM
+    if (!flags)
+        return 0;
+#endif
+    wb_read_args(regs, args);
+    struct wb_denial_rec *d = NULL;
+    if (flags) {
+        int zero = 0;
+        d = wb_scratch.lookup(&zero);
+        if (d) {
+            struct wb_sigsys *pending = wb_sigsys.lookup(&tid);
+            d->action = pending ? WB_DENY_TRAP : WB_DENY_ERRNO;
+            if (pending)
+                wb_sigsys.delete(&tid);
+            wb_fill_head(&d->h, WB_REC_DENIAL, pid_tgid);
+#pragma unroll
+            for (int i = 0; i < 6; i++)
+                d->args[i] = args[i];
+            d->ret = ret;
+            d->nr = nr;
+            d->pad = 0;
+            wb_read_blobs(nr, args, &d->b, d->blob_len);
+            if (wb_ctrl.ringbuf_output(d, sizeof(*d), 0))
+                wb_count_lost(WB_LOST_CTRL);
+        }
+    }
+#ifdef WB_STREAM
+    wb_stream_out(pid_tgid, nr, ts, dur, ret, args, flags, d);
+#endif
+    return 0;
+}

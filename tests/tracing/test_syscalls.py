@@ -1,0 +1,74 @@
+"""Syscall probe against the real kernel: exact counts, the first-instruction guarantee, the filter."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.privileged
+
+
+def run_traced(make_tracer, sandboxes, cmd, stream=True, flags=()):
+    t = make_tracer(stream=stream)
+    t.compile()
+    held = sandboxes.launch(cmd, flags=flags)
+    t.attach(held.cgroup_id, held.pid, held.pid)
+    t.start()
+    held.release()
+    code = held.wait()
+    stats = t.stats()
+    t.stop()
+    return t, held, code, stats
+
+
+def count_of(stats, name):
+    return next((s.count for s in stats.stats if s.name == name), 0)
+
+
+def test_23_getppid_counted_exactly_in_kernel_and_stream(make_tracer, sandboxes, recorder, workload):
+    t, held, code, stats = run_traced(make_tracer, sandboxes, [workload, "getppid", "23"])
+    assert code == 0
+    assert count_of(stats, "getppid") == 23
+    stream = [s for s in recorder.syscalls() if s.name == "getppid"]
+    assert len(stream) == 23
+    assert {s.pid for s in stream} == {held.pid}
+    assert all(s.ret > 0 and s.errno is None and not s.denied for s in stream)
+    assert t.lost() == 0
+
+
+def test_first_recorded_syscall_is_the_apps_execve(make_tracer, sandboxes, recorder):
+    t, held, code, stats = run_traced(make_tracer, sandboxes, ["/bin/true"])
+    assert code == 0
+    calls = recorder.syscalls()
+    assert calls[0].name == "execve"
+    assert calls[0].pid == held.pid
+    assert calls[0].decoded["pathname"] == "/bin/true"
+    assert calls[0].decoded["argv"] == ["/bin/true"]
+    assert calls[-1].name == "exit_group"
+    # Nothing after the execve is missing: the stream and the exact aggregates agree call by call.
+    by_name: dict[str, int] = {}
+    for s in calls:
+        by_name[s.name] = by_name.get(s.name, 0) + 1
+    assert by_name == {s.name: s.count for s in stats.stats}
+    assert count_of(stats, "execve") == 1
+
+
+def test_host_process_outside_the_sandbox_is_never_counted(make_tracer, sandboxes, recorder, workload):
+    t = make_tracer()
+    t.compile()
+    inside = sandboxes.launch([workload, "getppid", "23"])
+    outside = sandboxes.launch([workload, "getppid", "41"], cgroup=False)
+    t.attach(inside.cgroup_id, inside.pid, inside.pid)
+    t.start()
+    outside.release()
+    assert outside.wait() == 0
+    inside.release()
+    assert inside.wait() == 0
+    t.stop()
+    assert count_of(t.stats(), "getppid") == 23
+    assert {s.pid for s in recorder.syscalls()} == {inside.pid}
+
+
+def test_aggregates_only_mode_counts_without_a_stream(make_tracer, sandboxes, recorder, workload):
+    t, held, code, stats = run_traced(make_tracer, sandboxes, [workload, "getppid", "23"], stream=False)
+    assert count_of(stats, "getppid") == 23
+    assert recorder.syscalls() == []

@@ -1,0 +1,81 @@
+/* Known workloads for the probe tests: each makes an exact, odd number of syscalls.
+ *   workload getppid N          N getppid calls, then exit 0
+ *   workload mkdir DIR N        N mkdir calls on DIR/d0..DIR/dN-1, then exit 0
+ *   workload rmdir PATH         one rmdir (killed when seccomp says kill)
+ *   workload tree CODE1 CODE2   fork two children that exit CODE1 and CODE2, wait them, exit 5
+ *   workload execchild PATH ARG... fork, child execs PATH ARG..., parent waits and exits 0
+ *   workload alloc MB           touch MB MiB of memory (for the OOM killer)
+ *   workload connect PORT       connect a TCP socket to 127.0.0.1:PORT (refused is fine)
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+    if (argc >= 3 && !strcmp(argv[1], "getppid")) {
+        int n = atoi(argv[2]);
+        for (int i = 0; i < n; i++)
+            syscall(SYS_getppid);
+        return 0;
+    }
+    if (argc >= 4 && !strcmp(argv[1], "mkdir")) {
+        int n = atoi(argv[3]);
+        char path[4096];
+        for (int i = 0; i < n; i++) {
+            snprintf(path, sizeof(path), "%s/d%d", argv[2], i);
+            syscall(SYS_mkdir, path, 0755);
+        }
+        return 0;
+    }
+    if (argc >= 3 && !strcmp(argv[1], "rmdir")) {
+        syscall(SYS_rmdir, argv[2]);
+        return 0;
+    }
+    if (argc >= 4 && !strcmp(argv[1], "tree")) {
+        for (int i = 0; i < 2; i++) {
+            pid_t pid = fork();
+            if (pid == 0)
+                syscall(SYS_exit_group, atoi(argv[2 + i]));
+        }
+        while (wait(NULL) > 0)
+            ;
+        return 5;
+    }
+    if (argc >= 3 && !strcmp(argv[1], "execchild")) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            execv(argv[2], &argv[2]);
+            _exit(127);
+        }
+        waitpid(pid, NULL, 0);
+        return 0;
+    }
+    if (argc >= 3 && !strcmp(argv[1], "alloc")) {
+        size_t mb = atoi(argv[2]);
+        for (size_t i = 0; i < mb; i++) {
+            char *p = malloc(1 << 20);
+            if (!p)
+                return 3;
+            memset(p, 1, 1 << 20);
+        }
+        return 0;
+    }
+    if (argc >= 3 && !strcmp(argv[1], "connect")) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[2]))};
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+        return 0;
+    }
+    fprintf(stderr, "usage: workload getppid|mkdir|rmdir|tree|execchild|alloc|connect ...\n");
+    return 2;
+}

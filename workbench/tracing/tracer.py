@@ -1,0 +1,300 @@
+"""The tracer: loads the probes, filters them to one sandbox, and turns what they see into events.
+
+    t = Tracer(bus)             # cheap
+    t.compile()                 # blocking, ~1 s the first time (run it in a worker thread)
+    t.attach(cgroup_id, root_pid, gate_pid)   # the sandbox is held at its start gate
+    t.start()                   # our thread polls the ring buffers and publishes on the bus
+    ...
+    t.stop()                    # idempotent: drain, final SyscallStats, detach, give back
+
+Nothing here prints: bcc's and clang's output is captured by the loader, and lost records are
+counted and published as `EventsLost`.
+"""
+
+from __future__ import annotations
+
+import select
+import threading
+import time
+from typing import Callable
+
+from workbench.core.bus import Bus
+from workbench.core.errors import TracingUnavailable
+from workbench.core.events import (
+    EventsLost, Notice, OomKill, ProbeStatus, Syscall, SyscallBatch, SyscallStats, now_ns,
+)
+from workbench.tracing import kernelmaps, loader
+from workbench.tracing.records import Decoder
+from workbench.tracing.ringbuf import RingReader
+
+_MAX_NR = 512            # WB_MAX_NR
+_BATCH = 2048            # syscalls per SyscallBatch: few bus calls, still a fresh view
+_IDLE_WAIT_S = 0.01      # the stream ring never wakes us (cheaper in kernel): poll at 100 Hz
+_STATS_EVERY_S = 1.0
+# wb_config.mode values (probes/wb_layout.h)
+_MODE_OFF, _MODE_CGROUP, _MODE_PIDS = 0, 1, 2
+
+
+class Tracer:
+    """eBPF probes for one sandbox at a time. All methods are safe from any thread."""
+
+    def __init__(self, bus: Bus, stream: bool = True, rule_for: Callable[[str], str] | None = None,
+                 dump_bpf: bool = False, options: loader.Options | None = None):
+        self.bus = bus
+        self.options = options or loader.Options(stream=stream)
+        self.rule_for = rule_for
+        self.dump_bpf = dump_bpf
+        self.dump_text = ""
+        """With dump_bpf: the cflags, source and instructions of what was loaded."""
+        self.compile_s = 0.0
+        self._loaded: loader.Loaded | None = None
+        self._lock = threading.RLock()
+        self._poll_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._ctrl: RingReader | None = None
+        self._stream: RingReader | None = None
+        self._decoder: Decoder | None = None
+        self._attached = False
+        self._stopped = False
+        self._user_lost = 0
+        self._lost_reported = 0
+        self._last_stats = SyscallStats(ts_ns=now_ns(), stats=())
+        self._root_pid = 0
+        self._probes_on: list[str] = []
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def compile(self) -> float:
+        """Compile and load every probe (or take a loaded set from the cache); returns seconds.
+
+        Raises TracingUnavailable (cause + fix) when eBPF cannot run here.
+        """
+        t0 = time.monotonic()
+        for probe in loader.PROBES:
+            self.bus.publish(ProbeStatus(ts_ns=now_ns(), probe=probe, state="compiling"))
+        try:
+            loader.check_host()
+            loaded = loader.acquire(self.options)
+        except TracingUnavailable as exc:
+            for probe in loader.PROBES:
+                self.bus.publish(ProbeStatus(ts_ns=now_ns(), probe=probe, state="off", reason=str(exc)))
+            raise
+        with self._lock:
+            self._loaded = loaded
+        self.compile_s = time.monotonic() - t0
+        if self.dump_bpf:
+            self.dump_text = loader.dump(loaded)
+        return self.compile_s
+
+    def attach(self, cgroup_id: int | None, root_pid: int, gate_pid: int) -> None:
+        """Filter to the sandbox (its v2 cgroup id, or the process tree under root_pid) and attach.
+
+        Events are dropped until gate_pid's execve enters, so the first one recorded is the app's
+        execve. gate_pid 0 records from now.
+        """
+        with self._lock:
+            if self._loaded is None:
+                self.compile()
+            loaded = self._loaded
+            assert loaded is not None
+            bpf = loaded.bpf
+            self._reset_maps()
+            self._ctrl = RingReader(bpf[b"wb_ctrl"].map_fd, self.options.ctrl_pages * 4096)
+            self._ctrl.skip_all()
+            if self.options.stream:
+                self._stream = RingReader(bpf[b"wb_stream"].map_fd, self.options.stream_pages * 4096)
+                self._stream.skip_all()
+            self._decoder = Decoder(loaded.layouts, self.options.path_len, self.options.arg_len,
+                                    self.rule_for, kernelmaps.proc_comm)
+            self._decoder.known_pids.update(p for p in (root_pid, gate_pid) if p)
+            self._root_pid = root_pid
+            failed = loader.attach_all(loaded)
+            self._attached = True
+            if cgroup_id is None:
+                pids = bpf[b"wb_pids"]
+                pids[pids.Key(root_pid)] = pids.Leaf(1)
+            self._set_config(mode=_MODE_CGROUP if cgroup_id is not None else _MODE_PIDS,
+                             cgroup_id=cgroup_id or 0, gate_tid=gate_pid, gate_open=0 if gate_pid else 1)
+        off = {loader.PROBE_OF_HOOK[hook]: err for hook, err in failed}
+        for probe in loader.PROBES:
+            if probe in off:
+                reason = f"tracepoint missing on this kernel ({off[probe][:120]})"
+                self.bus.publish(ProbeStatus(ts_ns=now_ns(), probe=probe, state="off", reason=reason))
+            else:
+                self._probes_on.append(probe)
+                self.bus.publish(ProbeStatus(ts_ns=now_ns(), probe=probe, state="attached",
+                                             compile_s=loaded.compile_s))
+
+    def start(self) -> None:
+        """Start our polling thread (publishes on the bus from it)."""
+        with self._lock:
+            if self._thread is not None or not self._attached:
+                return
+            self._thread = threading.Thread(target=self._run, name="workbench-tracer-poll", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Drain, publish a final SyscallStats, detach and give the probes back. Idempotent."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            self._stop.set()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+        with self._lock:
+            loaded = self._loaded
+            if loaded is None:
+                return
+            try:
+                if self._attached:
+                    self._set_config(mode=_MODE_OFF, cgroup_id=0, gate_tid=0, gate_open=0)
+                    loader.detach_all(loaded)
+                    self._poll_once(final=True)
+                    self._last_stats = SyscallStats(ts_ns=now_ns(), stats=self._read_stats())
+                    self.bus.publish(self._last_stats)
+                    self._publish_lost()
+                    for probe in self._probes_on:
+                        self.bus.publish(ProbeStatus(ts_ns=now_ns(), probe=probe, state="detached"))
+            finally:
+                self._attached = False
+                for reader in (self._ctrl, self._stream):
+                    if reader is not None:
+                        reader.close()
+                self._ctrl = self._stream = None
+                self._loaded = None
+                loader.release(loaded, keep=True)
+
+    def __enter__(self) -> Tracer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- queries --------------------------------------------------------------------------------
+
+    def stats(self) -> SyscallStats:
+        """The exact in-kernel aggregates now (the last ones after stop)."""
+        with self._lock:
+            if not self._attached:
+                return self._last_stats
+            return SyscallStats(ts_ns=now_ns(), stats=self._read_stats())
+
+    def lost(self) -> int:
+        """Records lost so far: ring buffers full in the kernel, plus undecodable in user space."""
+        with self._lock:
+            return self._kernel_lost() + self._user_lost + (self._decoder.errors if self._decoder else 0)
+
+    def pids(self) -> set[int]:
+        """Host pids known to belong to the sandbox (root, gate, forked, exec'd)."""
+        with self._lock:
+            return set(self._decoder.known_pids) if self._decoder else set()
+
+    def dump(self) -> str:
+        with self._lock:
+            if not self.dump_text and self._loaded is not None:
+                self.dump_text = loader.dump(self._loaded)
+            return self.dump_text
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _set_config(self, *, mode: int, cgroup_id: int, gate_tid: int, gate_open: int) -> None:
+        assert self._loaded is not None
+        table = self._loaded.bpf[b"wb_config"]
+        value = table.Leaf()
+        value.cgroup_id, value.mode, value.gate_tid, value.gate_open = cgroup_id, mode, gate_tid, gate_open
+        table[table.Key(0)] = value
+
+    def _reset_maps(self) -> None:
+        assert self._loaded is not None
+        bpf = self._loaded.bpf
+        self._set_config(mode=_MODE_OFF, cgroup_id=0, gate_tid=0, gate_open=0)
+        for name in (b"wb_pids", b"wb_inflight", b"wb_errors", b"wb_exit_info", b"wb_sigsys"):
+            bpf[name].clear()
+        kernelmaps.zero_percpu_array(bpf[b"wb_sysrows"], range(_MAX_NR))
+        kernelmaps.zero_percpu_array(bpf[b"wb_lost"], range(2))
+        self._user_lost = self._lost_reported = 0
+
+    def _kernel_lost(self) -> int:
+        if self._loaded is None:
+            return self._lost_reported
+        return sum(sums[0] for _i, sums in kernelmaps.percpu_rows(self._loaded.bpf[b"wb_lost"], 2))
+
+    def _read_stats(self) -> tuple:
+        assert self._loaded is not None
+        bpf = self._loaded.bpf
+        return kernelmaps.syscall_stats(bpf[b"wb_sysrows"], bpf[b"wb_errors"], _MAX_NR)
+
+    def _publish_lost(self) -> None:
+        total = self._kernel_lost() + self._user_lost + (self._decoder.errors if self._decoder else 0)
+        if total > self._lost_reported:
+            self.bus.publish(EventsLost(ts_ns=now_ns(), count=total - self._lost_reported, source="kernel"))
+            self._lost_reported = total
+
+    def _run(self) -> None:
+        ep = select.epoll()
+        try:
+            assert self._ctrl is not None
+            ep.register(self._ctrl.fd, select.EPOLLIN)
+            next_stats = time.monotonic() + _STATS_EVERY_S
+            while not self._stop.is_set():
+                try:
+                    n = self._poll_once()
+                except Exception as exc:  # a decoding bug must not kill tracing silently
+                    self.bus.publish(Notice(level="error", text=f"tracer poll failed: {exc!r}", source="probes"))
+                    n = 0
+                if not n:
+                    ep.poll(_IDLE_WAIT_S)
+                if time.monotonic() >= next_stats:
+                    with self._lock:
+                        if self._attached:
+                            self.bus.publish(SyscallStats(ts_ns=now_ns(), stats=self._read_stats()))
+                            self._publish_lost()
+                    next_stats = time.monotonic() + _STATS_EVERY_S
+        finally:
+            ep.close()
+
+    def _poll_once(self, final: bool = False) -> int:
+        """Drain the control ring, then the stream; publish what they held. Returns records read."""
+        with self._poll_lock:
+            dec, ctrl, stream = self._decoder, self._ctrl, self._stream
+            if dec is None or ctrl is None:
+                return 0
+            publish = self.bus.publish
+            total = 0
+            while True:
+                events: list = []
+
+                def on_ctrl(view: memoryview, off: int, size: int) -> None:
+                    ev = dec.control(view, off, size)
+                    if ev is not None:
+                        events.append(ev)
+
+                n = ctrl.drain(on_ctrl)
+                for ev in events:
+                    if isinstance(ev, OomKill) and not self._ours(ev.pid):
+                        continue
+                    publish(ev)
+                if stream is not None:
+                    batch: list[Syscall] = []
+                    syscall = dec.syscall
+
+                    def on_sys(view: memoryview, off: int, size: int) -> None:
+                        batch.append(syscall(view, off, size))
+
+                    # A bounded bite per call hands space back to the kernel early.
+                    n += stream.drain(on_sys, max_bytes=stream.size // 8)
+                    for i in range(0, len(batch), _BATCH):
+                        chunk = tuple(batch[i: i + _BATCH])
+                        publish(SyscallBatch(ts_ns=chunk[0].ts_ns, syscalls=chunk))
+                total += n
+                if not final or n == 0:
+                    return total
+
+    def _ours(self, pid: int) -> bool:
+        dec = self._decoder
+        if dec is not None and pid in dec.known_pids:
+            return True
+        return False
