@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     doc.add_argument("--json", action="store_true")
     rep = sub.add_parser("replay", help="open a recording in the TUI")
     rep.add_argument("file")
+    demo = sub.add_parser("demo", help="open the workbench on a bundled demo (a sandboxed app that fails)")
+    demo.add_argument("name", nargs="?", default="cache", help="cache (default) or memory")
+    demo.add_argument("--headless", action="store_true", help="no TUI: run, print the diagnosis")
+    demo.add_argument("--report", metavar="FILE", help="with --headless: write the JSON report")
+    demo.add_argument("--record", metavar="FILE", help="write the session recording")
     sub.add_parser("sweep", help="remove what a killed workbench left behind (cgroups, veths)")
     try:
         from workbench.cli import analysis
@@ -107,6 +112,8 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return run_command(args)
     if args.cmd == "doctor":
         return _doctor(args.json)
+    if args.cmd == "demo":
+        return _demo(args)
     if args.cmd == "sweep":
         from workbench.cleanup import sweep
 
@@ -134,6 +141,28 @@ def _tui(args: argparse.Namespace) -> int:
     options = session_options(args) if args.cmd == "tui" else None
     theme = getattr(args, "tui_theme", None) or args.theme
     app = build_app(options=options, replay=getattr(args, "file", None), theme=theme)
+    app.run()
+    return getattr(app, "return_code", 0) or 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from workbench import demos
+
+    if args.headless:
+        from workbench.cli.run import print_diagnosis, run_once, write_report
+
+        options = demos.session_options(args.name, record=args.record, stdin="null", echo_output=True)
+        status, report = run_once(args, options)
+        if status != 0:
+            print_diagnosis(report)
+        write_report(report, args.report)
+        return status
+    from workbench.cleanup import sweep
+
+    sweep()
+    from workbench.tui.app import build_app
+
+    app = build_app(options=demos.session_options(args.name, record=args.record), theme=args.theme)
     app.run()
     return getattr(app, "return_code", 0) or 0
 

@@ -11,7 +11,7 @@ from workbench.cleanup import sweep
 from workbench.core.errors import WorkbenchError
 
 
-def _print_diagnosis(report: dict) -> None:
+def print_diagnosis(report: dict) -> None:
     status = f"exit {report['exit_code']}" if report["signal"] is None else f"killed by {report['signal_name']}"
     lines = [f"workbench: the command failed ({status})."]
     for i, f in enumerate(report["diagnosis"][:3]):
@@ -25,7 +25,7 @@ def _print_diagnosis(report: dict) -> None:
     print("\n".join(lines), file=sys.stderr)
 
 
-def _write_report(report: dict, target: str | None) -> None:
+def write_report(report: dict, target: str | None) -> None:
     if not target:
         return
     text = json.dumps(report, indent=2, default=str)
@@ -82,10 +82,10 @@ def run_command(args) -> int:
     status, report = run_once(args, options)
     failed = status != 0
     if failed and not args.quiet:
-        _print_diagnosis(report)
+        print_diagnosis(report)
     if args.fix and failed:
         status, report = _verify_fix(args, report, status)
-    _write_report(report, args.report)
+    write_report(report, args.report)
     return status
 
 
