@@ -1,0 +1,170 @@
+"""What the rules look at: the few events of a session that can explain a failure, kept small.
+
+A session can publish millions of syscalls; only failing ones, denials, process endings, OOM kills,
+the latest resource sample and the tail of stderr matter for a diagnosis. `Facts.add()` is cheap
+and bounded, so the live diagnoser can feed every event through it.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno as errno_mod
+import re
+from typing import Any, Iterable
+
+from workbench.core import events as ev
+
+MAX_FAILED_CALLS = 20_000
+STDERR_TAIL = 16_384
+_ADDR = re.compile(r"^\[?(?P<host>[0-9a-fA-F:.]+)\]?:(?P<port>\d+)$")
+
+
+class Facts:
+    """Evidence accumulated from a session's events."""
+
+    def __init__(self, profile: dict[str, Any] | None = None):
+        self.profile: dict[str, Any] = dict(profile or {})
+        self.command: tuple[str, ...] = ()
+        self.backend = "native"
+        self.t0: int | None = None
+        """Release time (or the first event's): evidence times are shown relative to it."""
+        self.main_pid: int | None = None
+        self.exited: ev.SandboxExited | None = None
+        self.failed: collections.deque[ev.Syscall] = collections.deque(maxlen=MAX_FAILED_CALLS)
+        self.denials: list[ev.SeccompDenial] = []
+        self.fatal: list[ev.FatalSignal] = []
+        self.ooms: list[ev.OomKill] = []
+        self.proc_exits: list[ev.ProcessExited] = []
+        self.execs: list[ev.ProcessExec] = []
+        self.sample: ev.ResourceSample | None = None
+        self.peak_memory = 0
+        self.peak_pids = 0
+        self.oom_kills = 0
+        self.stderr = bytearray()
+        self.notices: list[ev.Notice] = []
+        self.version = 0
+        """Bumped when something a rule could use arrived (the live diagnoser re-runs on change)."""
+
+    def add(self, event: ev.Event) -> None:
+        if self.t0 is None:
+            self.t0 = event.ts_ns
+        if isinstance(event, ev.SyscallBatch):
+            for sc in event.syscalls:
+                if sc.ret < 0 and sc.errno:
+                    self.failed.append(sc)
+                    self.version += 1
+        elif isinstance(event, ev.Syscall):
+            if event.ret < 0 and event.errno:
+                self.failed.append(event)
+                self.version += 1
+        elif isinstance(event, ev.SeccompDenial):
+            if len(self.denials) < 10_000:
+                self.denials.append(event)
+            self.version += 1
+        elif isinstance(event, ev.ResourceSample):
+            self.sample = event
+            self.peak_memory = max(self.peak_memory, event.memory_peak_bytes, event.memory_bytes)
+            self.peak_pids = max(self.peak_pids, event.pids)
+            if event.oom_kills > self.oom_kills:
+                self.oom_kills = event.oom_kills
+                self.version += 1
+        elif isinstance(event, ev.Output):
+            if event.stream == "stderr":
+                self.stderr += event.data
+                del self.stderr[:-STDERR_TAIL]
+        elif isinstance(event, ev.SessionStarted):
+            self.command, self.backend = tuple(event.command), event.backend
+            if event.profile and not self.profile:
+                self.profile = dict(event.profile)
+        elif isinstance(event, ev.SandboxReady):
+            self.main_pid = event.pid
+        elif isinstance(event, ev.SandboxReleased):
+            self.t0 = event.ts_ns
+            self.main_pid = event.pid
+        elif isinstance(event, ev.SandboxExited):
+            self.exited = event
+            self.version += 1
+        elif isinstance(event, ev.OomKill):
+            self.ooms.append(event)
+            self.version += 1
+        elif isinstance(event, ev.FatalSignal):
+            self.fatal.append(event)
+            self.version += 1
+        elif isinstance(event, ev.ProcessExited):
+            if len(self.proc_exits) < 10_000:
+                self.proc_exits.append(event)
+        elif isinstance(event, ev.ProcessExec):
+            if len(self.execs) < 10_000:
+                self.execs.append(event)
+        elif isinstance(event, ev.Notice):
+            if len(self.notices) < 1000:
+                self.notices.append(event)
+                self.version += 1
+
+    def add_all(self, events: Iterable[ev.Event]) -> Facts:
+        for event in events:
+            self.add(event)
+        return self
+
+    # --- views for rules -----------------------------------------------------------------------
+
+    @property
+    def failed_run(self) -> bool:
+        """The command failed: non-zero exit, a signal, or an exec error."""
+        e = self.exited
+        return e is not None and (e.exit_code != 0 or e.signal is not None or e.exec_error is not None)
+
+    @property
+    def end_ns(self) -> int | None:
+        return self.exited.ts_ns if self.exited else None
+
+    def seccomp(self) -> dict[str, Any]:
+        return self.profile.get("seccomp") or {"mode": "off", "syscalls": []}
+
+    def stderr_text(self) -> str:
+        return self.stderr.decode(errors="replace")
+
+    def when(self, ts_ns: int) -> str:
+        return f"t+{(ts_ns - (self.t0 or ts_ns)) / 1e9:.3f}s"
+
+    def describe(self, sc: ev.Syscall, note: str = "") -> str:
+        """One evidence line: 't+0.012s pid 7 (mkdir) mkdir(pathname="/x") = -1 EPERM [seccomp]'."""
+        args = ", ".join(f"{k}={_short(v)}" for k, v in sc.decoded.items()) if sc.decoded else \
+            ", ".join(hex(a) for a in sc.args[:3])
+        result = f"-1 {sc.errno}" if sc.errno else str(sc.ret)
+        tail = f" [{note}]" if note else (" [seccomp]" if sc.denied else "")
+        return f"{self.when(sc.ts_ns)} pid {sc.pid} ({sc.comm}) {sc.name}({args}) = {result}{tail}"
+
+
+def _short(value: Any) -> str:
+    text = f'"{value}"' if isinstance(value, str) else str(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def paths_of(sc: ev.Syscall) -> list[str]:
+    """The path arguments of a syscall, from its decoded arguments."""
+    return [v for v in sc.decoded.values() if isinstance(v, str) and v.startswith("/")]
+
+
+def sockaddr_of(sc: ev.Syscall) -> tuple[str, int | None] | None:
+    """(host, port) of a socket address argument, as the decoder gave it."""
+    for key, value in sc.decoded.items():
+        if isinstance(value, dict):
+            host = value.get("addr") or value.get("host") or value.get("address") or value.get("path")
+            port = value.get("port")
+            if host is not None:
+                return str(host), int(port) if isinstance(port, int) else None
+        elif isinstance(value, str) and key in ("addr", "sockaddr", "address", "uservaddr", "umyaddr", "dest_addr"):
+            m = _ADDR.match(value.split(" ")[-1])
+            if m:
+                return m.group("host"), int(m.group("port"))
+            return value, None
+    port = sc.decoded.get("port")
+    host = sc.decoded.get("host") or sc.decoded.get("ip")
+    if host is not None:
+        return str(host), int(port) if isinstance(port, int) else None
+    return None
+
+
+def errno_name(value: int) -> str:
+    return errno_mod.errorcode.get(value, str(value))
