@@ -19,10 +19,11 @@ def _session_module():
 
 
 def make_options(profile, command: list[str], record: str | None = None, stdin: str = "pipe",
-                 trace: bool = True):
+                 trace: bool = True, profile_name: str = ""):
     """SessionOptions for a run launched from the TUI."""
     return _session_module().SessionOptions(profile=profile, command=list(command), backend="native",
-                                            trace=trace, stream=trace, record=record, stdin=stdin)
+                                            trace=trace, stream=trace, record=record, stdin=stdin,
+                                            profile_name=profile_name)
 
 
 def open_session(options):

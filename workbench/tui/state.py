@@ -183,7 +183,9 @@ class SessionState:
 
     def _on_SandboxReady(self, e: ev.SandboxReady) -> str:
         self.ready = e
-        self._process(e.pid)
+        info = self._process(e.pid)
+        if info is not None and self.started and not info.argv:
+            info.argv = self.started.command  # until its exec is seen, it is the command to come
         return "lifecycle"
 
     def _on_SandboxReleased(self, e: ev.SandboxReleased) -> str:
@@ -192,6 +194,9 @@ class SessionState:
 
     def _on_SandboxExited(self, e: ev.SandboxExited) -> str:
         self.exited = e
+        main = self.processes.get(self.ready.pid) if self.ready else None
+        if main is not None and not main.exited:  # when no probe saw its exit, the backend did
+            main.exited, main.exit_code, main.signal = True, e.exit_code, e.signal
         return "lifecycle"
 
     def _on_SessionEnded(self, e: ev.SessionEnded) -> str:

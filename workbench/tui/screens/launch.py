@@ -4,7 +4,6 @@ pick a demo, and launch."""
 from __future__ import annotations
 
 import shlex
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,6 @@ from workbench.tui.runner import make_options
 from workbench.tui.widgets.layers import layers_table
 
 USER_PROFILES = Path.home() / ".config" / "workbench" / "profiles"
-DEMOS_DIR = Path(__file__).resolve().parents[2] / "demos"
 
 
 @dataclass(frozen=True)
@@ -34,37 +32,42 @@ class Demo:
     description: str
     command: tuple[str, ...]
     profile: str = "default"
-    deny: tuple[str, ...] = ()
+    options: tuple[tuple[str, object], ...] = ()
+    """CLI-style overrides for `apply_overrides` (deny, memory, binds, ...)."""
+
+    def profile_for(self, base: Profile) -> Profile:
+        return apply_overrides(base, **dict(self.options)) if self.options else base
 
 
 BUILTIN_DEMOS = (
     Demo("denied-mkdir", "mkdir is denied by seccomp: the denial shows, the diagnosis names it",
-         ("sh", "-c", "mkdir /tmp/x && echo made /tmp/x; mkdir /tmp/y/z; echo done"), deny=("mkdir",)),
+         ("sh", "-c", "mkdir /tmp/x && echo made /tmp/x; mkdir /tmp/y; echo done"),
+         options=(("deny", ["mkdir"]),)),
     Demo("read-only-root", "writing outside /tmp fails on the read-only root",
          ("sh", "-c", "echo hi > /etc/wb-test; echo status $?")),
-    Demo("no-network", "the network namespace has no interfaces but loopback (or none)",
-         ("sh", "-c", "cat /proc/net/dev; ping -c1 -W1 1.1.1.1")),
     Demo("busy-loop", "a few thousand syscalls a second, to watch the stream and top",
          ("sh", "-c", "i=0; while [ $i -lt 3001 ]; do ls / >/dev/null; i=$((i+1)); done")),
     Demo("whoami", "who am I inside: ids, namespaces, capabilities",
-         ("sh", "-c", "id; hostname; cat /proc/self/status | grep -E 'Cap|Seccomp|NoNewPrivs'")),
+         ("sh", "-c", "id; hostname; grep -E 'Cap|Seccomp|NoNewPrivs' /proc/self/status")),
 )
 
 
 def load_demos() -> list[Demo]:
-    """Bundled demos (workbench/demos/*.toml) when present, else the built-in list."""
+    """The bundled demos (workbench/demos), then a few built-in commands."""
     demos = []
-    for path in sorted(DEMOS_DIR.glob("*.toml")) if DEMOS_DIR.is_dir() else ():
-        try:
-            data = tomllib.loads(path.read_text())
-            command = data.get("command", [])
-            command = shlex.split(command) if isinstance(command, str) else list(command)
-            demos.append(Demo(str(data.get("name", path.stem)), str(data.get("description", "")),
-                              tuple(command), str(data.get("profile", "default")),
-                              tuple(data.get("deny", ()))))
-        except (OSError, tomllib.TOMLDecodeError, TypeError, ValueError):
-            continue  # a broken demo file must not hide the others
-    return demos or list(BUILTIN_DEMOS)
+    try:
+        from workbench import demos as bundled
+
+        for name in bundled.names():
+            try:
+                d = bundled.load(name)
+            except (WorkbenchError, OSError, KeyError, ValueError):
+                continue  # a broken demo file must not hide the others
+            demos.append(Demo(d.name, d.description, tuple(d.command), d.profile,
+                              tuple(sorted(d.options.items()))))
+    except ImportError:
+        pass
+    return demos + list(BUILTIN_DEMOS)
 
 
 def profile_choices() -> list[str]:
@@ -126,9 +129,7 @@ class LaunchScreen(Screen):
         p = self.profile
         if p is None:
             return
-        shown = p
-        if self.demo is not None and self.demo.deny:
-            shown = apply_overrides(p, deny=list(self.demo.deny))
+        shown = self.demo.profile_for(p) if self.demo is not None else p
         self.border_title = p.name
         self.query_one("#launch-preview").border_title = f"Profile {p.name}"
         self.query_one("#preview", Static).update(Group(Text(p.description + "\n", style="italic"),
@@ -158,7 +159,7 @@ class LaunchScreen(Screen):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "command" and self.demo and event.value != shlex.join(self.demo.command):
-            self.demo = None  # typed by hand: the demo's extra denials no longer apply
+            self.demo = None  # typed by hand: the demo's overrides no longer apply
             self._preview()
 
     def build_options(self):
@@ -172,11 +173,10 @@ class LaunchScreen(Screen):
             raise WorkbenchError(f"command: {exc}", "close the quote") from None
         if not command:
             raise WorkbenchError("no command", "type one, or pick a demo")
-        profile = self.profile
-        if self.demo is not None and self.demo.deny:
-            profile = apply_overrides(profile, deny=list(self.demo.deny))
+        profile = self.demo.profile_for(self.profile) if self.demo is not None else self.profile
         record = self.query_one("#record", Input).value.strip() or None
-        return make_options(profile, command, record=record)
+        name = self.profile.name + (f" (demo {self.demo.name})" if self.demo is not None else "")
+        return make_options(profile, command, record=record, profile_name=name)
 
     def action_launch(self) -> None:
         try:

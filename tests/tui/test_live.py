@@ -1,0 +1,122 @@
+"""Pilot tests that launch real sandboxes through the Session API (root, the real kernel)."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from workbench.sandbox.profile import apply_overrides, load
+from workbench.tui.app import build_app
+from workbench.tui.capture import screen_text
+from workbench.tui.messages import LaunchRequested, Lifecycle
+from workbench.tui.runner import make_options
+from workbench.tui.screens.dialogs import Compare, EditProfile
+from workbench.tui.screens.launch import LaunchScreen
+from workbench.tui.screens.session import SessionScreen
+
+from .conftest import Recorder, wait_for
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.privileged]
+
+
+def workbench_cgroups() -> set[str]:
+    found = set()
+    for root in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids"):
+        if os.path.isdir(root):
+            found |= {f"{root}/{d}" for d in os.listdir(root) if d.startswith("workbench")}
+    return found
+
+
+def session_ended(app) -> bool:
+    return isinstance(app.screen, SessionScreen) and app.screen.state.ended
+
+
+async def test_launch_screen_previews_profiles_and_launches_a_demo():
+    app = build_app()
+    seen = Recorder(LaunchRequested, Lifecycle)
+    before = workbench_cgroups()
+    async with app.run_test(size=(120, 40), message_hook=seen) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, LaunchScreen), "the launch screen")
+        launch = app.screen
+        profiles = launch.query_one("#profiles")
+        profiles.highlighted = profiles.get_option_index("strict")
+        await wait_for(pilot, lambda: launch.profile and launch.profile.name == "strict", "strict selected")
+        text = screen_text(app)
+        assert "allows only" in text and "memory 256.0M, pids 64, cpus 0.5" in text
+        # an empty command is one line, not a launch
+        launch.query_one("#command").value = "  "
+        await pilot.click("#launch")
+        await wait_for(pilot, lambda: "no command: type one, or pick a demo" in screen_text(app), "the error line")
+        launch.query_one("#command").value = "sh -c 'echo unclosed"
+        launch.query_one("#command").focus()
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: "close the quote" in screen_text(app), "the quote error")
+        assert not [m for m in seen.messages if isinstance(m, LaunchRequested)]
+        # a demo fills the command and the profile, with the demo's extra denial in the preview
+        demos = launch.query_one("#demos")
+        demos.highlighted = demos.get_option_index("whoami")
+        await wait_for(pilot, lambda: launch.query_one("#command").value.startswith("sh -c 'id;"), "demo command")
+        assert launch.profile.name == "default"
+        launch.query_one("#command").focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: session_ended(app), "the demo's session to end", 60)
+        screen = app.screen
+        assert screen.state.exited.exit_code == 0
+        out = "\n".join(line for _, line in screen.state.output)
+        assert "uid=0(root)" in out and "sandbox" in out and "Seccomp:\t2" in out
+        kinds = [type(m.event).__name__ for m in seen.messages if isinstance(m, Lifecycle)]
+        assert kinds == ["SessionStarted", "SandboxReady", "SandboxReleased", "SandboxExited", "SessionEnded"]
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, "the app to exit")
+    assert app.return_code == 0
+    assert workbench_cgroups() == before
+
+
+async def test_edit_relaunch_and_compare(tmp_path: Path):
+    """The debugging loop: a denied mkdir fails the run; allow it from the TUI; the rerun passes."""
+    target = tmp_path / "made"
+    profile = apply_overrides(load("default"), deny=["mkdir"], binds=[f"{tmp_path}:/work:rw"])
+    options = make_options(profile, ["sh", "-c", "mkdir /work/made && echo made it"])
+    app = build_app(options)
+    before = workbench_cgroups()
+    os.chmod(tmp_path, 0o777)  # the sandbox's root maps to an unprivileged host uid
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: session_ended(app), "the first run to end", 60)
+        first = app.screen
+        assert first.state.exited.exit_code == 1 and not target.exists()
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, EditProfile), "the profile editor")
+        app.screen.query_one("#edit-allow").value = "mkdri"
+        await pilot.click("#relaunch")
+        await wait_for(pilot, lambda: "unknown syscall 'mkdri'" in screen_text(app), "the validation error")
+        app.screen.query_one("#edit-allow").value = "mkdir"
+        await pilot.click("#relaunch")
+        await wait_for(pilot, lambda: isinstance(app.screen, SessionScreen) and app.screen is not first,
+                       "the relaunched session")
+        await wait_for(pilot, lambda: session_ended(app), "the second run to end", 60)
+        second = app.screen
+        assert second.state.exited.exit_code == 0 and target.is_dir()
+        assert "mkdir" not in second.options.profile.seccomp.syscalls
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, Compare), "the comparison")
+        text = screen_text(app)
+        assert "exit 1" in text and "exit 0" in text
+        await pilot.press("escape")
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, "the app to exit")
+    assert workbench_cgroups() == before
+
+
+async def test_quit_while_running_ends_the_sandbox():
+    options = make_options(load("default"), ["sh", "-c", "echo started; exec sleep 300"])
+    app = build_app(options)
+    before = workbench_cgroups()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, SessionScreen)
+                       and ("stdout", "started") in app.screen.state.output, "the command to start", 60)
+        pid = app.screen.state.ready.pid
+        assert os.path.exists(f"/proc/{pid}")
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, "the app to exit", 60)
+    assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+    assert workbench_cgroups() == before

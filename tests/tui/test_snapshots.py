@@ -1,0 +1,72 @@
+"""SVG snapshots of the main screens, fed from a recorded-looking run with fixed clocks.
+
+Regenerate after an intended change with `pytest tests/tui/test_snapshots.py --snapshot-update`
+and look at the report before committing.
+"""
+
+import dataclasses
+
+import pytest
+
+from workbench.core.bus import Bus
+from workbench.tui.app import build_app
+from workbench.tui.screens.dialogs import Compare, Help, SyscallDetail
+from workbench.tui.screens.session import SessionScreen
+from workbench.tui.widgets.syscall_stream import StreamView
+
+from .conftest import wait_for
+from .fixtures import T0, flood, whole_run
+
+
+async def show_run(pilot, theme: str = "dark") -> SessionScreen:
+    app = pilot.app
+    app.apply_theme(theme)
+    bus = Bus()
+    screen = SessionScreen(bus=bus)
+    await app.push_screen(screen)
+    await wait_for(pilot, lambda: screen.bridge._timer is not None, "the bridge")
+    for event in whole_run(23):
+        bus.publish(event)
+    await wait_for(pilot, lambda: screen.state.ended and len(screen.query_one(StreamView).rows) == 23, "the run")
+    await pilot.pause()
+    return screen
+
+
+@pytest.mark.parametrize("theme", ["dark", "light", "high-contrast"])
+def test_session_screen(snap_compare, theme):
+    assert snap_compare(build_app(), terminal_size=(120, 40), run_before=lambda p: show_run(p, theme))
+
+
+def test_session_screen_at_the_smallest_supported_size(snap_compare):
+    assert snap_compare(build_app(), terminal_size=(100, 30), run_before=show_run)
+
+
+def test_syscall_detail(snap_compare):
+    async def before(pilot):
+        await show_run(pilot)
+        denied = flood(23)[0].syscalls[7]
+        await pilot.app.push_screen(SyscallDetail(denied, T0))
+        await pilot.pause()
+
+    assert snap_compare(build_app(), terminal_size=(120, 40), run_before=before)
+
+
+def test_compare_and_help(snap_compare):
+    async def before(pilot):
+        screen = await show_run(pilot)
+        after = screen.state.summary()
+        fixed = dataclasses.replace(after, exit_code=0, denials={}, errors=4,
+                                    errors_by_errno={"ENOENT": 4}, findings=())
+        await pilot.app.push_screen(Compare(after, fixed))
+        await pilot.pause()
+
+    assert snap_compare(build_app(), terminal_size=(120, 40), run_before=before)
+
+
+def test_help(snap_compare):
+    async def before(pilot):
+        await show_run(pilot)
+        await pilot.app.push_screen(Help())
+        await pilot.pause()
+
+    assert snap_compare(build_app(), terminal_size=(120, 40), run_before=before)
