@@ -16,6 +16,7 @@
 #define WB_SIGSYS 31
 #define WB_SYS_SECCOMP 1       /* si_code of a SIGSYS raised by seccomp */
 #define WB_CLONE_THREAD 0x00010000
+#define WB_SA_IMMUTABLE 0x00800000 /* kernel-internal sa_flags bit set by seccomp's kill */
 
 BPF_PERCPU_ARRAY(wb_sigsys_scratch, struct wb_sigsys, 1);
 
@@ -69,7 +70,7 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
     return 0;
 }
 
-static __always_inline void wb_emit_kill_denial(u64 pid_tgid, struct wb_sigsys *s)
+static __always_inline void wb_emit_sigsys_denial(u64 pid_tgid, struct wb_sigsys *s, u32 action)
 {
     struct wb_denial_rec *r = wb_ctrl.ringbuf_reserve(sizeof(*r));
     if (!r) {
@@ -81,7 +82,7 @@ static __always_inline void wb_emit_kill_denial(u64 pid_tgid, struct wb_sigsys *
     bpf_probe_read_kernel(r->args, sizeof(r->args), s->args);
     r->ret = 0;
     r->nr = s->nr;
-    r->action = WB_DENY_KILL;
+    r->action = action;
     r->blob_len[0] = s->blob_len[0];
     r->blob_len[1] = s->blob_len[1];
     r->pad = 0;
@@ -101,8 +102,8 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
         return 0;
     }
     struct wb_sigsys *s = wb_sigsys.lookup(&tid);
-    if (s) {                   /* SIGSYS, no return to user space: the kill action */
-        wb_emit_kill_denial(pid_tgid, s);
+    if (s) {                   /* SIGSYS, never delivered: killed on the spot (kill_thread) */
+        wb_emit_sigsys_denial(pid_tgid, s, WB_DENY_KILL);
         struct wb_exit_info killed = {.exit_code = -1, .signal = WB_SIGSYS};
         wb_exit_info.update(&tgid, &killed);
         wb_sigsys.delete(&tid);
@@ -129,10 +130,22 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
     return 0;
 }
 
-/* Delivery runs in the dying task: the one place that knows the handler is the default. */
+/* Delivery runs in the receiving task: the one place that knows its handler. */
 TRACEPOINT_PROBE(signal, signal_deliver)
 {
     int sig = args->sig;
+    if (sig == WB_SIGSYS) {
+        /* A seccomp SIGSYS pending for this thread: kill and trap actions both roll the call
+         * back and raise SIGSYS, but only kill forces the default handler and marks the action
+         * SA_IMMUTABLE so that nothing can catch it. */
+        u32 tid = (u32)bpf_get_current_pid_tgid();
+        struct wb_sigsys *s = wb_sigsys.lookup(&tid);
+        if (s) {
+            wb_emit_sigsys_denial(bpf_get_current_pid_tgid(), s,
+                                  (args->sa_flags & WB_SA_IMMUTABLE) ? WB_DENY_KILL : WB_DENY_TRAP);
+            wb_sigsys.delete(&tid);
+        }
+    }
     if (args->sa_handler != 0 || sig <= 0 || sig > 63 || !((WB_FATAL_BY_DEFAULT >> sig) & 1))
         return 0;
     struct wb_config *c = wb_cfg();

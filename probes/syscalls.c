@@ -238,12 +238,11 @@ int wb_sys_exit(struct bpf_raw_tracepoint_args *ctx)
     struct wb_denial_rec *d = NULL;
     if (flags) {
         int zero = 0;
-        d = wb_scratch.lookup(&zero);
+        /* After a seccomp SIGSYS the denial is told at its delivery (processes.c), where kill and
+         * trap differ; here only errno-like actions are. */
+        d = wb_sigsys.lookup(&tid) ? NULL : wb_scratch.lookup(&zero);
         if (d) {
-            struct wb_sigsys *pending = wb_sigsys.lookup(&tid);
-            d->action = pending ? WB_DENY_TRAP : WB_DENY_ERRNO;
-            if (pending)
-                wb_sigsys.delete(&tid);
+            d->action = WB_DENY_ERRNO;
             wb_fill_head(&d->h, WB_REC_DENIAL, pid_tgid);
 #pragma unroll
             for (int i = 0; i < 6; i++)

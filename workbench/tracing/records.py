@@ -19,6 +19,7 @@ from workbench.tracing import decode, names
 REC_NEWTASK, REC_EXEC_ARGV, REC_EXEC, REC_EXIT, REC_SIGNAL, REC_DENIAL, REC_OOM = range(1, 8)
 ACTIONS = {1: "errno", 2: "trap", 3: "kill"}
 CLONE_THREAD = 0x00010000
+_ARGV_KEPT = 4096        # exec argv remembered for decoding, oldest dropped first
 _CODES = {ct.c_uint8: "B", ct.c_int8: "b", ct.c_uint16: "H", ct.c_int16: "h", ct.c_uint32: "I",
           ct.c_int32: "i", ct.c_uint64: "Q", ct.c_int64: "q", ct.c_ulong: "Q", ct.c_long: "q",
           ct.c_ulonglong: "Q", ct.c_longlong: "q", ct.c_uint: "I", ct.c_int: "i", ct.c_ushort: "H",
@@ -78,6 +79,8 @@ class Decoder:
         self.sys_struct, _ = struct_of(layouts["sys"])
         self.sys_size = ct.sizeof(layouts["sys"])
         self.errors = 0
+        self.refresh: Callable[[], object] | None = None
+        """Drains the control ring again: set by the tracer."""
 
     def comm(self, tid: int) -> str:
         c = self.comms.get(tid)
@@ -116,6 +119,9 @@ class Decoder:
         argv = tuple(_text(raw[i * n:(i + 1) * n]) for i in range(min(rec.argc, len(raw) // n)))
         if rec.truncated:
             argv += ("...",)
+        # Kept after exit too: the stream's execve record may be decoded after the exit record.
+        if len(self.argv) >= _ARGV_KEPT:
+            del self.argv[next(iter(self.argv))]
         self.argv[h.tid] = (_text(rec.filename), argv)
         return None
 
@@ -126,7 +132,6 @@ class Decoder:
         return ProcessExec(ts_ns=h.ts, pid=h.pid, filename=_text(rec.filename), argv=argv, comm=comm)
 
     def _exit(self, rec: Any, h: Any, comm: str) -> Event | None:
-        self.argv.pop(h.pid, None)
         sig = rec.signal or None
         code = None if sig or rec.exit_code < 0 else rec.exit_code
         return ProcessExited(ts_ns=h.ts, pid=h.pid, exit_code=code, signal=sig, comm=comm)
@@ -171,6 +176,8 @@ class Decoder:
         elif name in decode.REGISTER_ONLY:
             decoded = decode.decode_args(name, args)
         if name in ("execve", "execveat"):
+            if tid not in self.argv and self.refresh is not None:
+                self.refresh()  # its argv record (written at entry) may have landed just now
             path, argv = self.argv.get(tid, ("", ()))
             decoded = {"pathname": path, "argv": list(argv)}
         comm = self.comms.get(tid)

@@ -266,19 +266,16 @@ class Tracer:
             total = 0
             while True:
                 events: list = []
+                batch: list[Syscall] = []
 
                 def on_ctrl(view: memoryview, off: int, size: int) -> None:
                     ev = dec.control(view, off, size)
                     if ev is not None:
                         events.append(ev)
 
+                dec.refresh = lambda: ctrl.drain(on_ctrl)
                 n = ctrl.drain(on_ctrl)
-                for ev in events:
-                    if isinstance(ev, OomKill) and not self._ours(ev.pid):
-                        continue
-                    publish(ev)
                 if stream is not None:
-                    batch: list[Syscall] = []
                     syscall = dec.syscall
 
                     def on_sys(view: memoryview, off: int, size: int) -> None:
@@ -286,9 +283,13 @@ class Tracer:
 
                     # A bounded bite per call hands space back to the kernel early.
                     n += stream.drain(on_sys, max_bytes=stream.size // 8)
-                    for i in range(0, len(batch), _BATCH):
-                        chunk = tuple(batch[i: i + _BATCH])
-                        publish(SyscallBatch(ts_ns=chunk[0].ts_ns, syscalls=chunk))
+                for ev in events:
+                    if isinstance(ev, OomKill) and not self._ours(ev.pid):
+                        continue
+                    publish(ev)
+                for i in range(0, len(batch), _BATCH):
+                    chunk = tuple(batch[i: i + _BATCH])
+                    publish(SyscallBatch(ts_ns=chunk[0].ts_ns, syscalls=chunk))
                 total += n
                 if not final or n == 0:
                     return total

@@ -1,0 +1,52 @@
+"""Process probes: fork, exec (filename, argv) and exit (code or signal) of a known tree; OOM kills."""
+
+from __future__ import annotations
+
+import pytest
+
+from workbench.core.events import OomKill, ProcessExec, ProcessExited, ProcessForked
+
+pytestmark = pytest.mark.privileged
+
+
+def traced(make_tracer, sandboxes, cmd, *, pid_tree=False, **launch):
+    t = make_tracer(stream=False)
+    t.compile()
+    held = sandboxes.launch(cmd, cgroup=not pid_tree, **launch)
+    t.attach(None if pid_tree else held.cgroup_id, held.pid, held.pid)
+    t.start()
+    held.release()
+    code = held.wait()
+    t.stop()
+    return t, held, code
+
+
+@pytest.mark.parametrize("pid_tree", [False, True], ids=["cgroup-filter", "pid-tree-filter"])
+def test_three_process_tree_fork_exec_exit(make_tracer, sandboxes, recorder, workload, pid_tree):
+    t, held, code = traced(make_tracer, sandboxes, [workload, "tree", "3", "7"], pid_tree=pid_tree)
+    assert code == 5
+    forks = recorder.of(ProcessForked)
+    assert len(forks) == 2 and {f.ppid for f in forks} == {held.pid}
+    children = [f.pid for f in forks]
+    execs = recorder.of(ProcessExec)
+    assert [(e.pid, e.filename, e.argv) for e in execs] == [(held.pid, workload, (workload, "tree", "3", "7"))]
+    exits = {e.pid: (e.exit_code, e.signal) for e in recorder.of(ProcessExited)}
+    assert exits == {children[0]: (3, None), children[1]: (7, None), held.pid: (5, None)}
+
+
+def test_exec_of_a_child_has_its_argv(make_tracer, sandboxes, recorder, workload):
+    t, held, code = traced(make_tracer, sandboxes, [workload, "execchild", "/bin/echo", "one", "two three"])
+    assert code == 0
+    child = [f.pid for f in recorder.of(ProcessForked)]
+    execs = [(e.pid, e.filename, e.argv) for e in recorder.of(ProcessExec)]
+    assert execs[1:] == [(child[0], "/bin/echo", ("/bin/echo", "one", "two three"))]
+    assert {e.pid: e.exit_code for e in recorder.of(ProcessExited)} == {child[0]: 0, held.pid: 0}
+
+
+def test_oom_kill_is_reported(make_tracer, sandboxes, recorder, workload):
+    t, held, code = traced(make_tracer, sandboxes, [workload, "alloc", "257"], memory_limit=33 << 20)
+    assert code == -9
+    ooms = recorder.of(OomKill)
+    assert [o.pid for o in ooms] == [held.pid]
+    exits = [(e.pid, e.exit_code, e.signal) for e in recorder.of(ProcessExited)]
+    assert exits == [(held.pid, None, 9)]
