@@ -127,7 +127,7 @@ def seccomp_denials(f: Facts) -> list[Candidate]:
         g["last"] = max(g["last"], d.ts_ns)
         args = ", ".join(f"{k}={v!r}" for k, v in d.args.items())
         g["lines"].append(f"{f.when(d.ts_ns)} pid {d.pid} ({d.comm}) {d.syscall}({args}) refused by seccomp "
-                          f"({d.action}{' ' + d.errno if d.errno else ''})" + (f": {d.rule}" if d.rule else ""))
+                          f"({d.action}{' ' + d.errno if d.errno else ''})")
     from_events = set(groups)
     for sc in f.failed:
         if not sc.denied or sc.name in from_events:

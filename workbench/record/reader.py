@@ -165,6 +165,18 @@ class Recording:
         except sqlite3.DatabaseError as exc:
             raise _damaged(self.path, str(exc)) from None
 
+    def syscalls(self, names: tuple[str, ...] | list[str]) -> Iterator[Syscall]:
+        """Every recorded call of the syscalls `names`, in time order (an index scan, not a replay)."""
+        sql = (f"SELECT ts_ns, pid, tid, comm, nr, name, ret, errno, duration_ns, denied, args, decoded "
+               f"FROM syscalls WHERE name IN ({','.join('?' * len(names))}) ORDER BY ts_ns, seq")
+        try:
+            for r in self._db.execute(sql, list(names)):
+                decoded = untyped(json.loads(r[11])) if r[11] != "{}" else {}
+                yield Syscall(r[0], r[1], r[2], r[3], r[4], r[5], tuple(json.loads(r[10])), r[6], r[7], r[8],
+                              decoded, bool(r[9]))
+        except sqlite3.DatabaseError as exc:
+            raise _damaged(self.path, str(exc)) from None
+
     def close(self) -> None:
         self._db.close()
 

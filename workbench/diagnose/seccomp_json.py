@@ -1,0 +1,125 @@
+"""Docker / OCI seccomp JSON: import one as the seccomp table of a profile, write one from a list.
+
+Our seccomp table is one list and one action (`mode = "allow"|"deny"`); Docker's format can say
+more (per-rule actions, argument conditions, rules that only apply with some capability or on
+some architecture). Importing keeps the meaning where it can and stays on the safe side where it
+cannot: a rule gated on a capability the sandbox would have to be given is left out, rules for
+other architectures are left out, and names libseccomp does not know on x86-64 are dropped.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno as errno_mod
+import json
+from typing import Any
+
+from workbench.core.errors import ProfileError
+
+try:
+    import seccomp as _seccomp
+except ImportError:  # pragma: no cover - doctor explains how to install python3-seccomp
+    _seccomp = None
+
+ALLOWS = ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG")
+_ACTIONS = {"SCMP_ACT_ERRNO": "errno", "SCMP_ACT_KILL": "kill", "SCMP_ACT_KILL_PROCESS": "kill",
+            "SCMP_ACT_KILL_THREAD": "kill", "SCMP_ACT_TRAP": "trap", "SCMP_ACT_LOG": "log",
+            "SCMP_ACT_TRACE": "errno", "SCMP_ACT_NOTIFY": "errno"}
+_OUR_ARCHES = {"SCMP_ARCH_X86_64", "amd64", "x86_64"}
+
+
+def known_syscall(name: str) -> bool:
+    """Whether libseccomp knows `name` on x86-64 (profiles only accept those)."""
+    if _seccomp is None:
+        return True
+    try:
+        _seccomp.resolve_syscall(_seccomp.Arch.X86_64, name)
+        return True
+    except (ValueError, TypeError):
+        return False
+
+
+def _applies(rule: dict[str, Any]) -> bool:
+    includes, excludes = rule.get("includes") or {}, rule.get("excludes") or {}
+    if includes.get("caps"):
+        return False  # only for containers given that capability: not ours by default
+    arches = includes.get("arches")
+    if arches and not set(arches) & _OUR_ARCHES:
+        return False
+    if set(excludes.get("arches") or ()) & _OUR_ARCHES:
+        return False
+    return True
+
+
+def load_docker(path: str) -> dict[str, Any]:
+    """A Docker or OCI seccomp JSON file as a profile's `seccomp` table (plain data for
+    `workbench.sandbox.profile.from_dict`). ProfileError (one line) when it cannot be used."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except OSError as exc:
+        raise ProfileError(str(path), f"cannot read the seccomp profile ({exc.strerror})") from None
+    except ValueError as exc:
+        raise ProfileError(str(path), f"not valid JSON ({exc})", "give a Docker or OCI seccomp profile") from None
+    if isinstance(data, dict) and isinstance(data.get("linux"), dict):  # a whole OCI config.json
+        data = data["linux"].get("seccomp") or {}
+    if not isinstance(data, dict) or "defaultAction" not in data:
+        raise ProfileError(str(path), "not a seccomp profile (no defaultAction)",
+                           "give a Docker or OCI seccomp JSON profile")
+    default = data["defaultAction"]
+    if default not in ALLOWS and default not in _ACTIONS:
+        raise ProfileError(str(path), f"unknown defaultAction {default!r}")
+    allow_by_default = default in ALLOWS
+    listed: dict[str, None] = {}
+    actions: collections.Counter[str] = collections.Counter()
+    errnos: collections.Counter[int] = collections.Counter()
+    for i, rule in enumerate(data.get("syscalls") or []):
+        if not isinstance(rule, dict):
+            raise ProfileError(str(path), f"syscalls[{i}] is not an object")
+        names = list(rule.get("names") or []) + ([rule["name"]] if rule.get("name") else [])
+        action = rule.get("action", "")
+        if not _applies(rule):
+            continue
+        allows = action in ALLOWS
+        if allows == allow_by_default:
+            continue  # same as the default: nothing to list
+        # An allow with argument conditions (Docker's clone, personality...) is allowed outright:
+        # our table has no conditions, and refusing would break what the profile means to allow.
+        for name in names:
+            if isinstance(name, str) and known_syscall(name):
+                listed[name] = None
+        if not allows:
+            actions[_ACTIONS.get(action, "errno")] += len(names)
+            if "errnoRet" in rule:
+                errnos[int(rule["errnoRet"])] += len(names)
+    if not allow_by_default and "clone3" not in listed and known_syscall("clone3"):
+        # Docker answers clone3 with ENOSYS so libc falls back to clone; an allow-list would answer
+        # EPERM, on which glibc does not fall back and every fork fails. Allow it instead.
+        listed["clone3"] = None
+    if allow_by_default:
+        mode = "deny"
+        action = actions.most_common(1)[0][0] if actions else "errno"
+        errno_value = errnos.most_common(1)[0][0] if errnos else int(data.get("defaultErrnoRet", errno_mod.EPERM))
+    else:
+        mode = "allow"
+        action = _ACTIONS[default]
+        errno_value = int(data.get("defaultErrnoRet", errno_mod.EPERM))
+    if mode == "allow" and not listed:
+        raise ProfileError(str(path), "the profile allows no syscall this machine knows",
+                           "check its architectures and names")
+    return {"mode": mode, "action": action, "errno": errno_mod.errorcode.get(errno_value, "EPERM"),
+            "syscalls": list(listed), "deny_clone_newuser": mode == "deny"}
+
+
+def allow_list_json(names: list[str], flavor: str = "docker", errno_name: str = "EPERM") -> dict[str, Any]:
+    """An allow-list as Docker (`docker run --security-opt seccomp=FILE`) or OCI (`linux.seccomp` of
+    config.json) seccomp JSON: everything else gets errno."""
+    errno_value = getattr(errno_mod, errno_name, errno_mod.EPERM)
+    rules = [{"names": sorted(names), "action": "SCMP_ACT_ALLOW"}]
+    if flavor == "docker":
+        return {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": errno_value,
+                "archMap": [{"architecture": "SCMP_ARCH_X86_64",
+                             "subArchitectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]}],
+                "syscalls": rules}
+    return {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": errno_value,
+            "architectures": ["SCMP_ARCH_X86_64"], "syscalls": rules}
