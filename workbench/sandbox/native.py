@@ -135,6 +135,7 @@ class NativeSandbox:
             raise {127: CommandNotFound, 126: CommandNotExecutable}.get(code, SandboxError)(text)
         self.pid, self.init_pid = reply["pid"], reply["init_pid"]
         self.namespaces = reply["namespaces"]
+        self.phases_ms = reply.get("phases_ms", {})
         self.launch_ms = (time.monotonic() - t0) * 1000
 
     @property

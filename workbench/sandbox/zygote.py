@@ -40,6 +40,15 @@ STEP_TIMEOUT_S = 20.0
 MAX_MSG = 1 << 20
 
 
+# Timestamps (CLOCK_MONOTONIC, shared by all processes) of set-up steps inside the sandbox; each
+# fork copies the list, and the command sends it with its ready line.
+_marks: list[tuple[str, float]] = []
+
+
+def _mark(name: str) -> None:
+    _marks.append((name, time.monotonic()))
+
+
 class LaunchFailed(Exception):
     def __init__(self, code: int, message: str):
         super().__init__(message)
@@ -138,6 +147,7 @@ def _child_c(plan: dict, p: Pipes, stdio: list[int]) -> None:
                 os.dup2(fd, target)
         for sig in FORWARDED_SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
+        _mark("fork command")
         os.chdir(prof["cwd"])
         path = _which(plan["command"][0], plan["env"].get("PATH", ""))
         security.apply_rlimits(prof["rlimits"])
@@ -146,7 +156,8 @@ def _child_c(plan: dict, p: Pipes, stdio: list[int]) -> None:
         if prof["no_new_privs"]:
             security.set_no_new_privs()
         flt = security.build_filter(prof["seccomp"])
-        os.write(p.ready_w, b"R\n")
+        _mark("security")
+        os.write(p.ready_w, ("R" + json.dumps(_marks) + "\n").encode())
         if os.read(p.gate_r, 1) != b"g":
             os._exit(125)  # the launcher went away: never run the command
         if flt is not None:
@@ -183,14 +194,17 @@ def _child_b(plan: dict, p: Pipes, stdio: list[int], sources) -> None:
     try:
         L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
         ns = prof["namespaces"]
+        _mark("fork pid 1")
         if ns["mnt"]:
             mounts.build(plan, sources)
+        _mark("filesystem")
         if ns["uts"]:
             L.sethostname(prof["hostname"])
         if prof["net"] in ("loopback", "veth"):
             network.link_up("lo")
         if prof["net"] == "veth":
             network.configure_sandbox_side(plan["veth"]["sandbox_addr"], plan["veth"]["host_addr"])
+        _mark("hostname+network")
         if not prof["init"]:
             _child_c(plan, p, stdio)
         child = os.fork()
@@ -256,6 +270,7 @@ class Sandbox:
     pid_c: int = 0
     veth: str | None = None
     released: bool = False
+    phases: list = None
 
 
 class Launcher:
@@ -323,7 +338,7 @@ class Launcher:
             _child_a(plan, p, stdio, os.getppid())
         for fd in p.child_ends():
             os.close(fd)
-        sb = Sandbox(id=sid, pid_a=pid_a, pidfd=os.pidfd_open(pid_a), pipes=p, cgroup=cg)
+        sb = Sandbox(id=sid, pid_a=pid_a, pidfd=os.pidfd_open(pid_a), pipes=p, cgroup=cg, phases=[("fork", time.monotonic())])
         self.sandboxes[sid] = sb
         try:
             self._bring_up(sb, plan)
@@ -340,7 +355,8 @@ class Launcher:
             except OSError:
                 ns[name] = {"inode": None, "isolated": plan["profile"]["namespaces"].get(name, False)}
         self.send({"op": "ready", "id": sid, "pid": sb.pid_c, "init_pid": sb.pid_b,
-                   "namespaces": ns, "veth": sb.veth, "launch_ms": (time.monotonic() - t0) * 1000})
+                   "namespaces": ns, "veth": sb.veth, "launch_ms": (time.monotonic() - t0) * 1000,
+                   "phases_ms": _phase_durations(t0, sb.phases + [("ready", time.monotonic())])})
 
     def _expect(self, sb: Sandbox, fd: int, what: str) -> str:
         line = _read_line(fd)
@@ -357,12 +373,15 @@ class Launcher:
 
     def _bring_up(self, sb: Sandbox, plan: dict) -> None:
         prof, p = plan["profile"], sb.pipes
+        mark = sb.phases.append  # where launch time goes, reported with `ready`
         try:
             sb.cgroup.add(sb.pid_a)
         except OSError as exc:
             raise LaunchFailed(125, f"cannot join the sandbox cgroup: {exc.strerror}") from None
+        mark(("cgroup", time.monotonic()))
         os.write(p.go_w, b"1")
         self._expect(sb, p.info_r, "unshare")
+        mark(("unshare", time.monotonic()))
         if prof["namespaces"]["user"]:
             try:
                 with open(f"/proc/{sb.pid_a}/uid_map", "w") as f:
@@ -377,15 +396,13 @@ class Launcher:
                 network.create_veth(sb.veth, sb.pid_a, plan["veth"]["host_addr"])
             except Exception as exc:  # noqa: BLE001 - netlink errors come in several types
                 raise LaunchFailed(125, f"cannot create the veth pair: {exc}") from None
+        mark(("maps+net", time.monotonic()))
         os.write(p.go_w, b"2")
         sb.pid_b = int(self._expect(sb, p.info_r, "fork of pid 1"))
-        # A only had to be inside while unsharing (the cgroup namespace is rooted where it stood);
-        # out again, it does not count against the sandbox's pids and memory.
-        try:
-            sb.cgroup.evict(sb.pid_a)
-        except OSError:
-            pass
-        self._expect(sb, p.ready_r, "set-up")
+        mark(("pid of pid 1", time.monotonic()))
+        ready = self._expect(sb, p.ready_r, "set-up")
+        sb.phases.extend(tuple(m) for m in json.loads(ready[1:]))
+        mark(("ready line", time.monotonic()))
         sb.pid_c = self._find_command(sb, prof["init"])
         try:
             sb.cgroup.move_to_app(sb.pid_c)
@@ -467,6 +484,14 @@ class Launcher:
                     network.delete_link(sb.veth)
                 except Exception:  # noqa: BLE001 - it usually vanished with the namespace
                     pass
+
+
+def _phase_durations(t0: float, marks: list) -> dict:
+    out, last = {}, t0
+    for name, t in sorted(marks, key=lambda m: m[1]):
+        out[name] = round((t - last) * 1000, 3)
+        last = t
+    return out
 
 
 def main() -> None:
