@@ -38,6 +38,11 @@ def wait_for(condition, timeout: float = 15.0, what: str = "condition"):
         time.sleep(0.005)
 
 
+@pytest.fixture(name="wait_for")
+def wait_for_fixture():
+    return wait_for
+
+
 @pytest.fixture(scope="session")
 def workload(tmp_path_factory) -> str:
     out = tmp_path_factory.mktemp("bin") / "workload"
