@@ -16,6 +16,7 @@ from workbench.core import events as ev
 
 MAX_FAILED_CALLS = 20_000
 STDERR_TAIL = 16_384
+_LAUNCH_FAILED = re.compile(r"^(?P<cmd>\S+): (command not found|permission denied)")
 _ADDR = re.compile(r"^\[?(?P<host>[0-9a-fA-F:.]+)\]?:(?P<port>\d+)$")
 
 
@@ -97,6 +98,10 @@ class Facts:
             if len(self.execs) < 10_000:
                 self.execs.append(event)
         elif isinstance(event, ev.Notice):
+            m = _LAUNCH_FAILED.match(event.text) if event.source == "sandbox" else None
+            if m and not self.command:
+                # A subscriber that joined after SessionStarted still learns the command here.
+                self.command = (m.group("cmd"),)
             if len(self.notices) < 1000:
                 self.notices.append(event)
                 self.version += 1

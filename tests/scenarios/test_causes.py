@@ -1,0 +1,171 @@
+"""One small broken app per cause, really failing inside a real sandbox for that reason. For each:
+the top finding names the right layer, and its fix (the options `workbench run --fix` applies, or
+the profile patch when no option expresses it) makes the same app succeed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import threading
+
+import pytest
+from scenario_helpers import fixed_profile, run
+
+from workbench.sandbox.profile import apply_overrides, load
+
+pytestmark = pytest.mark.privileged
+PY = "/usr/bin/python3"
+
+
+def fails_then_fix_works(profile, command, layer, rule=None):
+    before = run(profile, command)
+    assert not before.ok, f"the broken app succeeded: {before.stdout!r}"
+    top = before.top
+    assert top.layer == layer, [(f.layer, f.summary) for f in before.findings]
+    if rule:
+        assert top.rule.startswith(rule), top.rule
+    after = run(fixed_profile(profile, top), command)
+    assert after.ok, (top.fix, after.exited, after.stderr, [(f.layer, f.summary) for f in after.findings])
+    return before, after
+
+
+def open_to_sandbox(path):
+    """pytest's tmp dirs are root-only; the sandbox runs as host uid 65534."""
+    while str(path).startswith("/tmp/"):
+        os.chmod(path, os.stat(path).st_mode | 0o755)
+        path = path.parent
+
+
+def test_seccomp_errno_denial():
+    p = apply_overrides(load("default"), deny=["mkdir"])
+    before, after = fails_then_fix_works(p, ["sh", "-c", "mkdir /tmp/d23 && echo made"], "seccomp",
+                                         "seccomp-denial:mkdir")
+    assert before.top.fix_options == ("--allow", "mkdir") and after.stdout == b"made\n"
+
+
+def test_seccomp_kill():
+    p = apply_overrides(load("default"), deny=["rmdir"])
+    p.seccomp.action = "kill"
+    before, _ = fails_then_fix_works(p, ["sh", "-c", "mkdir /tmp/d && rmdir /tmp/d && echo gone"], "seccomp",
+                                     "seccomp-denial:rmdir")
+    assert before.exited.exit_code == 128 + signal.SIGSYS  # sh reports its child's SIGSYS death
+
+
+def test_path_on_the_host_but_not_in_the_sandbox(tmp_path):
+    data = tmp_path / "input.txt"
+    data.write_text("23\n")
+    open_to_sandbox(data)
+    before, after = fails_then_fix_works(load("default"), ["cat", str(data)], "mount", "host-path-missing")
+    assert after.stdout == b"23\n"
+
+
+def test_write_to_a_read_only_bind(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    open_to_sandbox(out)
+    os.chmod(out, 0o777)
+    p = apply_overrides(load("default"), binds=[f"{out}:{out}:ro"])
+    fails_then_fix_works(p, ["sh", "-c", f"echo 23 > {out}/result"], "readonly-fs")
+    assert (out / "result").read_text() == "23\n"
+
+
+def test_write_to_the_read_only_root_is_named():
+    before = run(load("default"), ["mkdir", "/wb-should-not-exist"])
+    assert not before.ok and before.top.layer == "readonly-fs"
+    assert not os.path.exists("/wb-should-not-exist")
+
+
+def test_missing_capability_to_bind_a_low_port():
+    p = apply_overrides(load("default"), net="loopback")
+    code = "import socket; s = socket.socket(); s.bind(('127.0.0.1', 81)); print('bound')"
+    before, after = fails_then_fix_works(p, [PY, "-c", code], "capabilities", "missing-capability:net_bind_service")
+    assert after.stdout == b"bound\n"
+
+
+def test_chown_to_an_unmapped_uid():
+    before, _ = fails_then_fix_works(load("default"), ["sh", "-c", "touch /tmp/f && chown 1000 /tmp/f"],
+                                     "user-namespace", "unmapped-id")
+    assert "uid 1000" in before.top.summary
+
+
+def test_bound_directory_owned_by_an_unmapped_host_user(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    open_to_sandbox(data)
+    os.chmod(data, 0o755)  # root's, not writable by the sandbox's host uid 65534
+    p = apply_overrides(load("default"), binds=[f"{data}:{data}:rw"])
+    fails_then_fix_works(p, ["sh", "-c", f"echo 23 > {data}/out"], "user-namespace", "unmapped-owner")
+    assert (data / "out").read_text() == "23\n"
+
+
+def test_memory_oom_kill():
+    p = apply_overrides(load("default"), memory="64M")
+    code = "b = bytearray(96 << 20)\nfor i in range(0, len(b), 4096): b[i] = 1\nprint('fits')"
+    before, after = fails_then_fix_works(p, [PY, "-c", code], "cgroup-memory")
+    assert before.top.fix_options == ("--memory", "128M") and after.stdout == b"fits\n"
+
+
+def test_fork_at_the_pids_limit():
+    p = apply_overrides(load("default"), pids="9")
+    # 13 children that wait on a pipe, so they exist at once; the parent exits 1 when fork fails.
+    code = ("import os, sys\nr, w = os.pipe()\nkids = []\n"
+            "for i in range(13):\n"
+            "    try: pid = os.fork()\n"
+            "    except OSError as e: print(e, file=sys.stderr); os.close(w); sys.exit(1)\n"
+            "    if pid == 0: os.close(w); os.read(r, 1); os._exit(0)\n"
+            "    kids.append(pid)\n"
+            "os.close(w)\nfor k in kids: os.waitpid(k, 0)\nprint(len(kids))")
+    _, after = fails_then_fix_works(p, [PY, "-c", code], "cgroup-pids")
+    assert after.stdout == b"13\n"
+
+
+def test_host_service_refused_on_the_sandbox_loopback():
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    port = server.getsockname()[1]
+
+    def serve():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.sendall(b"hello\n")
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        p = apply_overrides(load("default"), net="loopback")
+        code = f"import socket; s = socket.create_connection(('127.0.0.1', {port})); print(s.recv(6).decode(), end='')"
+        before, after = fails_then_fix_works(p, [PY, "-c", code], "network")
+        assert before.top.fix_options == ("--net", "host") and after.stdout == b"hello\n"
+    finally:
+        server.close()
+
+
+def test_exec_of_a_binary_that_only_the_host_has(tmp_path):
+    tool = tmp_path / "tool.sh"
+    tool.write_text("#!/bin/sh\necho tool ran\n")
+    tool.chmod(0o755)
+    open_to_sandbox(tool)
+    before, after = fails_then_fix_works(load("default"), [str(tool)], "exec", "binary-missing")
+    assert after.stdout == b"tool ran\n"
+
+
+def test_exec_of_a_script_whose_interpreter_is_missing(tmp_path):
+    interp = tmp_path / "interp"
+    interp.mkdir()
+    (interp / "run").write_text("#!/bin/sh\nexec /bin/sh \"$@\"\n")
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "main").write_text(f"#!{interp}/run\necho app ran\n")
+    for f in (interp / "run", app / "main"):
+        f.chmod(0o755)
+    open_to_sandbox(interp / "run")
+    open_to_sandbox(app / "main")
+    p = apply_overrides(load("default"), binds=[f"{app}:/tmp/app"])
+    before, after = fails_then_fix_works(p, ["/tmp/app/main"], "exec", "interpreter-missing")
+    assert after.stdout == b"app ran\n"
