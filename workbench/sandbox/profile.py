@@ -304,6 +304,10 @@ def check_consistency(p: Profile, source: str) -> None:
                            "list the syscalls to allow")
     if p.seccomp.action == "log" and p.seccomp.mode == "allow":
         pass  # a learning mode: everything runs, the unlisted calls are logged
+    if p.seccomp.mode != "off" and not p.no_new_privs and "sys_admin" not in p.cap_keep:
+        raise ProfileError(source, "seccomp.mode = " + repr(p.seccomp.mode) + " conflicts with "
+                           "capabilities.no_new_privs = false", "the kernel only lets a process without "
+                           "CAP_SYS_ADMIN load a filter under no_new_privs: set it to true")
     if not os.path.isabs(p.rootfs):
         raise ProfileError(source, f"filesystem.rootfs must be an absolute path, got {p.rootfs!r}")
 

@@ -3,8 +3,11 @@ seccomp filter last "so that filters don't need to handle anything above"."""
 
 from __future__ import annotations
 
+import ctypes
 import errno as errno_mod
+import os
 import resource
+import struct
 
 from workbench.sandbox import linux as L
 from workbench.sandbox.profile import CAPABILITIES
@@ -88,6 +91,42 @@ def build_filter(sc: dict):
         except (ValueError, OSError):
             pass  # older kernels: denials are still seen by the probes
     return f
+
+
+_SYS_SECCOMP = 317
+_SECCOMP_SET_MODE_FILTER = 1
+_SECCOMP_FILTER_FLAG_LOG = 2
+_compiled: dict[str, bytes] = {}
+
+
+def compile_filter(sc: dict) -> bytes | None:
+    """The filter as a classic BPF program (struct sock_filter[]), cached per policy: libseccomp
+    compiles once per launcher instead of once per sandbox, and the sandbox only loads it."""
+    import json
+
+    key = json.dumps(sc, sort_keys=True)
+    if key not in _compiled:
+        f = build_filter(sc)
+        if f is None:
+            return None
+        fd = os.memfd_create("seccomp-bpf")
+        with os.fdopen(fd, "w+b") as out:
+            f.export_bpf(out)
+            out.flush()
+            out.seek(0)
+            _compiled[key] = out.read()
+    return _compiled[key]
+
+
+def load_compiled(program: bytes, log: bool) -> None:
+    """seccomp(SET_MODE_FILTER) with a program from `compile_filter`; needs no_new_privs first."""
+    buf = ctypes.create_string_buffer(program, len(program))
+    fprog = struct.pack("HxxxxxxQ", len(program) // 8, ctypes.addressof(buf))
+    fbuf = ctypes.create_string_buffer(fprog, len(fprog))
+    flags = _SECCOMP_FILTER_FLAG_LOG if log else 0
+    if L._libc.syscall(_SYS_SECCOMP, _SECCOMP_SET_MODE_FILTER, flags, fbuf) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"seccomp: {os.strerror(err)}")
 
 
 def rule_for(sc: dict, syscall: str) -> str:

@@ -155,13 +155,13 @@ def _child_c(plan: dict, p: Pipes, stdio: list[int]) -> None:
             security.drop_capabilities(prof["cap_keep"], ambient=prof["uid"] != 0)
         if prof["no_new_privs"]:
             security.set_no_new_privs()
-        flt = security.build_filter(prof["seccomp"])
+        flt = plan.get("seccomp_bpf")
         _mark("security")
         os.write(p.ready_w, ("R" + json.dumps(_marks) + "\n").encode())
         if os.read(p.gate_r, 1) != b"g":
             os._exit(125)  # the launcher went away: never run the command
         if flt is not None:
-            flt.load()
+            security.load_compiled(flt, prof["seccomp"]["log"])
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the launcher
         _fail(p.ready_w, exc)
     try:
@@ -329,6 +329,11 @@ class Launcher:
             host_addr, sandbox_addr = network.veth_addresses(self.veth_index)
             plan["veth"] = {"host_addr": host_addr, "sandbox_addr": sandbox_addr,
                             "host_if": network.host_veth_name(plan["owner"], self.veth_index)}
+        try:
+            plan["seccomp_bpf"] = security.compile_filter(plan["profile"]["seccomp"])
+        except Exception as exc:  # noqa: BLE001 - libseccomp raises several types
+            self.send({"op": "error", "id": sid, "code": 125, "message": f"cannot build the seccomp filter: {exc}"})
+            return
         p = Pipes.make()
         pid_a = os.fork()
         if pid_a == 0:
