@@ -48,3 +48,13 @@ async def open_bus_session(app, pilot) -> tuple[SessionScreen, Bus]:
 @pytest.fixture
 def app():
     return build_app()
+
+
+@pytest.fixture
+def live(no_leaks):
+    """For tests that launch real sandboxes: compiled probes are cached per process on purpose (a
+    compile costs most of a second); free them before `no_leaks` counts BPF descriptors."""
+    yield
+    from workbench.tracing import loader
+
+    loader.release_cached()

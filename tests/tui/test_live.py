@@ -16,14 +16,16 @@ from workbench.tui.screens.session import SessionScreen
 
 from .conftest import Recorder, wait_for
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.privileged]
+pytestmark = [pytest.mark.asyncio, pytest.mark.privileged, pytest.mark.usefixtures("live")]
 
 
 def workbench_cgroups() -> set[str]:
+    """Cgroups of sandboxes made by this process (other test runs may share the machine)."""
+    prefix = f"workbench-{os.getpid()}-"
     found = set()
     for root in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids"):
         if os.path.isdir(root):
-            found |= {f"{root}/{d}" for d in os.listdir(root) if d.startswith("workbench")}
+            found |= {f"{root}/{d}" for d in os.listdir(root) if d.startswith(prefix)}
     return found
 
 
@@ -84,13 +86,18 @@ async def test_edit_relaunch_and_compare(tmp_path: Path):
         await wait_for(pilot, lambda: session_ended(app), "the first run to end", 60)
         first = app.screen
         assert first.state.exited.exit_code == 1 and not target.exists()
+        await wait_for(pilot, lambda: "Seccomp denials (1)" in screen_text(app), "the one denial on screen")
+        denial = next(iter(first.state.denials.values())).first
+        assert (denial.syscall, denial.errno, denial.args.get("pathname")) == ("mkdir", "EPERM", "/work/made")
+        assert any(f.layer == "seccomp" for f in first.state.findings)
         await pilot.press("e")
         await wait_for(pilot, lambda: isinstance(app.screen, EditProfile), "the profile editor")
         app.screen.query_one("#edit-allow").value = "mkdri"
         await pilot.click("#relaunch")
         await wait_for(pilot, lambda: "unknown syscall 'mkdri'" in screen_text(app), "the validation error")
         app.screen.query_one("#edit-allow").value = "mkdir"
-        await pilot.click("#relaunch")
+        app.screen.query_one("#edit-allow").focus()
+        await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, SessionScreen) and app.screen is not first,
                        "the relaunched session")
         await wait_for(pilot, lambda: session_ended(app), "the second run to end", 60)

@@ -12,7 +12,7 @@ from textual.message import Message
 from workbench.core import events as ev
 
 
-class StateChanged(Message):
+class StateChanged(Message, bubble=False):
     """Parts of the session state changed: `stream`, `top`, `processes`, ... ."""
 
     def __init__(self, parts: set[str]) -> None:
@@ -27,7 +27,7 @@ class StateChanged(Message):
         return False
 
 
-class Lifecycle(Message):
+class Lifecycle(Message, bubble=False):
     """A session lifecycle event arrived (SessionStarted, SandboxReady, ..., SessionEnded)."""
 
     def __init__(self, event: ev.Event) -> None:

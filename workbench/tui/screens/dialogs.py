@@ -4,6 +4,7 @@ two runs, and the help screen."""
 from __future__ import annotations
 
 import dataclasses
+import shlex
 
 from rich.table import Table
 from rich.text import Text
@@ -75,7 +76,7 @@ class EditProfile(_Dialog):
             ("memory", "memory limit (512M, 2G)", format_bytes(p.memory) if p.memory else ""),
             ("pids", "pids limit", str(p.pids or "")),
             ("cpus", "cpus limit", f"{p.cpus:g}" if p.cpus else ""),
-            ("command", "command", " ".join(self.options.command)),
+            ("command", "command", shlex.join(self.options.command)),
         ]
         with Vertical(classes="dialog"):
             yield Label(f"Edit profile {p.name} and relaunch", classes="dialog-title")
@@ -96,8 +97,6 @@ class EditProfile(_Dialog):
 
     def build(self):
         """The new options, or raises WorkbenchError naming the field."""
-        import shlex
-
         p = self.options.profile
         profile = apply_overrides(
             p, allow=self._names("allow"), deny=self._names("deny"), binds=self._names("bind"),
