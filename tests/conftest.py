@@ -5,6 +5,7 @@ left behind) fails the test."""
 from __future__ import annotations
 
 import os
+import re
 import time
 
 import psutil
@@ -14,11 +15,25 @@ CGROUP_ROOTS = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup/memory", "/sys/fs/cgro
                 "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpuacct", "/sys/fs/cgroup/workbench"]
 
 
+_OWNER = re.compile(r"^workbench-(?:[a-z]+-)?(\d+)-")
+
+
+def _ours(name: str, family: set[int]) -> bool:
+    """A cgroup made by this test process or its descendants, or one whose owner is gone. Other
+    people's live sessions on the same host (another test run, a benchmark) are not our leaks."""
+    m = _OWNER.match(name)
+    if not m:
+        return True
+    owner = int(m.group(1))
+    return owner in family or not os.path.exists(f"/proc/{owner}")
+
+
 def _cgroups() -> set[str]:
+    family = {os.getpid()} | {p.pid for p in psutil.Process().children(recursive=True)}
     found = set()
     for root in CGROUP_ROOTS:
         try:
-            found |= {f"{root}/{e}" for e in os.listdir(root) if e.startswith("workbench-")}
+            found |= {f"{root}/{e}" for e in os.listdir(root) if e.startswith("workbench-") and _ours(e, family)}
         except OSError:
             pass
     return found

@@ -1,0 +1,232 @@
+"""Escape attempts from inside the `default` profile: each must fail, be seen from the host to have
+changed nothing, and be reported (a seccomp denial in the report, or the kernel's refusal in the
+report's syscall errors).
+
+All attempts run in ONE traced sandbox (tests/hostile/escape_attempts.py): one launch and one probe
+compile for the whole module; each test below then checks one attempt from both sides.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import uuid
+
+import pytest
+
+from .conftest import HERE, Result, run_sandbox
+
+pytestmark = pytest.mark.privileged
+
+BIND_AT = "/tmp/in"
+
+
+@pytest.fixture(scope="module")
+def escape(tmp_path_factory):
+    """Set up host-side targets, run every attempt in one traced sandbox, tear it all down."""
+    from workbench.tracing import loader
+
+    base = tmp_path_factory.mktemp("escape")
+    base.chmod(0o755)
+    bind = base / "bind"
+    bind.mkdir()
+    bind.chmod(0o777)
+    outside = base / "outside"
+    outside.mkdir()
+    victim = outside / "victim"
+    marker = base / "host-marker"
+    marker.write_text("host only")
+    (bind / "absolute-link").symlink_to(victim)
+    (bind / "relative-link").symlink_to("../outside/victim")
+    probe = bind / "setuid-probe"
+    subprocess.run(["gcc", "-O1", "-o", str(probe), str(HERE / "privilege_probe.c")], check=True)
+    shutil.copy(probe, bind / "filecap-probe")
+    probe.chmod(0o4755)  # owned by host root
+    subprocess.run(["setcap", "cap_net_raw,cap_sys_admin,cap_setuid+ep", str(bind / "filecap-probe")], check=True)
+
+    sleeper = subprocess.Popen(["sleep", "300"])
+    tcp = socket.socket()
+    tcp.bind(("127.0.0.1", 0))
+    tcp.listen(8)
+    tcp.setblocking(False)
+    abstract_name = f"workbench-hostile-{uuid.uuid4().hex}"
+    unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    unix.bind("\0" + abstract_name)
+    unix.listen(8)
+    unix.setblocking(False)
+    hostname = socket.gethostname()
+    core_pattern = open("/proc/sys/kernel/core_pattern").read()
+    thp = open("/sys/kernel/mm/transparent_hugepage/enabled").read()
+    params = {"host_pid": sleeper.pid, "port": tcp.getsockname()[1], "abstract": abstract_name,
+              "host_marker": str(marker), "bind": BIND_AT, "victim": str(victim),
+              "host_cgroup_procs": "/sys/fs/cgroup/unified/cgroup.procs"}
+    try:
+        result = run_sandbox(["python3", str(HERE / "escape_attempts.py"), json.dumps(params)], trace=True,
+                             binds=[f"{bind}:{BIND_AT}:rw"])
+        loader.release_cached()  # before the first test's leak check takes its "before"
+        attempts = json.loads(result.stdout) if result.status == 0 else {}
+        connections = []
+        for listener in (tcp, unix):
+            try:
+                connections.append(listener.accept())
+            except BlockingIOError:
+                pass
+        yield {"result": result, "attempts": attempts, "sleeper": sleeper, "bind": bind, "victim": victim,
+               "connections": connections, "hostname": hostname, "core_pattern": core_pattern,
+               "thp": thp}
+    finally:
+        loader.release_cached()
+        tcp.close()
+        unix.close()
+        sleeper.kill()
+        sleeper.wait()
+
+
+def attempt(escape, name: str) -> dict:
+    result: Result = escape["result"]
+    assert result.status == 0, result.stderr
+    return escape["attempts"][name]
+
+
+def denials(escape, syscall: str) -> int:
+    """How many times the report says seccomp refused `syscall` (0 when it does not say so)."""
+    return sum(d["count"] for d in escape["result"].report["seccomp_denials"] if d["syscall"] == syscall)
+
+
+def kernel_errors(escape, syscall: str, errno_name: str) -> int:
+    return escape["result"].report["syscalls"].get(syscall, {}).get("errors", {}).get(errno_name, 0)
+
+
+def test_the_attempt_script_ran_every_attempt(escape):
+    attempts = escape["attempts"]
+    assert len(attempts) == 40
+    broken = {k: v for k, v in attempts.items() if v["escaped"] is None and "probe" not in k and "binary" not in k}
+    assert broken == {}
+
+
+@pytest.mark.parametrize("name,syscall,expected_errno", [
+    ("ptrace_host_process", "ptrace", "EPERM"),
+    ("ptrace_sandbox_init", "ptrace", "EPERM"),
+    ("mount_tmpfs", "mount", "EPERM"),
+    ("remount_root_rw", "mount", "EPERM"),
+    ("fsopen_new_mount_api", "fsopen", "EPERM"),
+    ("open_tree_clone", "open_tree", "EPERM"),
+    ("pivot_root", "pivot_root", "EPERM"),
+    ("chroot", "chroot", "EPERM"),
+    ("unshare_user_namespace", "unshare", "EPERM"),
+    ("unshare_mount_namespace", "unshare", "EPERM"),
+    ("clone_new_user_namespace", "clone", "EPERM"),
+    ("clone3", "clone3", "ENOSYS"),
+    ("setns_host", "setns", "EPERM"),
+    ("bpf", "bpf", "EPERM"),
+    ("perf_event_open", "perf_event_open", "EPERM"),
+    ("keyctl", "keyctl", "EPERM"),
+    ("add_key", "add_key", "EPERM"),
+    ("open_by_handle_at", "open_by_handle_at", "EPERM"),
+    ("init_module", "init_module", "EPERM"),
+    ("sethostname", "sethostname", "EPERM"),
+])
+def test_seccomp_refuses_and_the_report_names_it(escape, name, syscall, expected_errno):
+    a = attempt(escape, name)
+    assert (a["escaped"], a["errno"]) == (False, expected_errno)
+    assert denials(escape, syscall) >= 1
+
+
+def test_denials_are_counted_exactly_per_syscall(escape):
+    # Every attempt above that seccomp answered, and nothing else the script did.
+    counted = {}
+    for d in escape["result"].report["seccomp_denials"]:
+        counted[d["syscall"]] = counted.get(d["syscall"], 0) + d["count"]
+    assert counted == {"ptrace": 2, "mount": 2, "fsopen": 1, "open_tree": 1, "pivot_root": 1, "chroot": 1,
+                       "unshare": 2, "clone": 1, "clone3": 1, "setns": 1, "bpf": 1, "perf_event_open": 1,
+                       "keyctl": 1, "add_key": 1, "open_by_handle_at": 1, "init_module": 1, "sethostname": 1}
+    rules = {d["syscall"]: d["rule"] for d in escape["result"].report["seccomp_denials"]}
+    assert "deny_clone_newuser" in rules["clone"]
+    assert "deny-list" in rules["mount"]
+
+
+def test_host_processes_are_out_of_reach(escape):
+    assert attempt(escape, "kill_host_pid") == {"escaped": False, "errno": "ESRCH",
+                                                "detail": "[Errno 3] No such process"}
+    assert attempt(escape, "kill_everything_visible")["escaped"] is False
+    assert escape["sleeper"].poll() is None  # the host process survived kill(pid) and kill(-1)
+    seen = attempt(escape, "proc_pid_root_and_cwd")
+    assert seen["escaped"] is False
+    assert seen["detail"]["seen"] == []
+    assert seen["detail"]["pids"][0] == 1 and escape["sleeper"].pid not in seen["detail"]["pids"]
+    # kill(host pid) and kill(-1) with nobody else to kill: both ESRCH.
+    assert kernel_errors(escape, "kill", "ESRCH") == 2
+
+
+@pytest.mark.parametrize("name", ["raw_socket", "packet_socket"])
+def test_raw_sockets_need_a_capability_nobody_has(escape, name):
+    assert (attempt(escape, name)["escaped"], attempt(escape, name)["errno"]) == (False, "EPERM")
+    # The two attempts here and the one of the setuid probe below.
+    assert kernel_errors(escape, "socket", "EPERM") == 3
+
+
+def test_kernel_tunables_and_sys_are_not_writable(escape):
+    # No sysrq on this kernel (ENOENT); elsewhere the file is root's and refuses host uid 65534.
+    assert attempt(escape, "write_sysrq_trigger")["errno"] in ("ENOENT", "EACCES")
+    assert (attempt(escape, "write_core_pattern")["escaped"], attempt(escape, "write_core_pattern")["errno"]) == (False, "EACCES")
+    assert open("/proc/sys/kernel/core_pattern").read() == escape["core_pattern"]
+    # Refused by permissions (root's files, we are host uid 65534) before the read-only mount.
+    for name in ("write_sys_cgroup", "write_sys_kernel"):
+        assert attempt(escape, name)["escaped"] is False
+        assert attempt(escape, name)["errno"] in ("EACCES", "EROFS"), name
+    assert escape["thp"] == open("/sys/kernel/mm/transparent_hugepage/enabled").read()
+
+
+def test_the_hosts_hostname_is_untouched(escape):
+    assert attempt(escape, "sethostname")["escaped"] is False
+    assert attempt(escape, "write_proc_hostname")["escaped"] is False
+    assert socket.gethostname() == escape["hostname"]
+
+
+def test_network_none_reaches_no_host_socket(escape):
+    tcp = attempt(escape, "loopback_tcp_to_host_port")
+    unix = attempt(escape, "abstract_unix_socket")
+    assert (tcp["escaped"], tcp["errno"]) == (False, "ENETUNREACH")
+    assert (unix["escaped"], unix["errno"]) == (False, "ECONNREFUSED")
+    assert escape["connections"] == []
+    assert kernel_errors(escape, "connect", "ENETUNREACH") == 1
+
+
+def test_symlinks_in_a_bind_mount_resolve_inside_the_sandbox(escape):
+    for name in ("symlink_out_of_bind_absolute", "symlink_out_of_bind_relative", "symlink_planted_now",
+                 "dotdot_out_of_bind"):
+        assert attempt(escape, name)["escaped"] is False, name
+    assert not escape["victim"].exists()  # nothing reached the host path the links point at
+    planted = escape["bind"] / "planted"
+    assert planted.is_symlink() and not escape["victim"].exists()
+
+
+def test_a_setuid_root_binary_gives_nothing(escape):
+    detail = attempt(escape, "setuid_root_binary")["detail"]
+    # euid stays the sandbox's root (host 65534), no capability, no raw socket.
+    assert detail == "euid=0 capeff=0 setuid0=0 raw=Operation not permitted"
+    wrote = escape["bind"] / "setuid-wrote"
+    assert (wrote.stat().st_uid, wrote.stat().st_gid) == (65534, 65534)  # not host root's
+
+
+def test_a_file_capability_binary_is_refused_at_exec(escape):
+    # Its file capabilities cannot be granted (no_new_privs; host root unmapped) and it has the
+    # effective bit, so the kernel refuses the exec rather than run it with part of them.
+    assert attempt(escape, "file_capability_binary")["detail"] == \
+        "[Errno 1] Operation not permitted: '/tmp/in/filecap-probe'"
+    assert not (escape["bind"] / "filecap-wrote").exists()
+
+
+def test_devices_cannot_be_made_or_reached(escape):
+    assert (attempt(escape, "mknod_block_device")["escaped"], attempt(escape, "mknod_block_device")["errno"]) == (False, "EPERM")
+    assert (attempt(escape, "host_block_device")["escaped"], attempt(escape, "host_block_device")["errno"]) == (False, "ENOENT")
+
+
+def test_every_attempt_failed(escape):
+    escaped = {k: v for k, v in escape["attempts"].items() if v["escaped"]}
+    assert escaped == {}
+    assert escape["sleeper"].poll() is None
+    assert escape["sleeper"].send_signal(signal.SIGCONT) is None
