@@ -25,14 +25,17 @@ async def wait_for(pilot, predicate: Callable[[], object], what: str = "conditio
 
 
 class Recorder:
-    """A message_hook that keeps the messages of the types we follow."""
+    """A message_hook that keeps the messages of the types we follow, once each (the hook sees a
+    bubbling message at every node it passes)."""
 
     def __init__(self, *types: type) -> None:
         self.types = types
         self.messages: list = []
+        self._seen: set[int] = set()
 
     def __call__(self, message) -> None:
-        if isinstance(message, self.types):
+        if isinstance(message, self.types) and id(message) not in self._seen:
+            self._seen.add(id(message))
             self.messages.append(message)
 
 
@@ -40,7 +43,8 @@ async def open_bus_session(app, pilot) -> tuple[SessionScreen, Bus]:
     """A session screen fed by a bare bus (no sandbox), on top of the launch screen."""
     bus = Bus()
     screen = SessionScreen(bus=bus)
-    await app.push_screen(screen)
+    # Pushed from the app's own task, as the app does it, so that the message hook sees its timers.
+    app.call_later(app.push_screen, screen)
     await wait_for(pilot, lambda: screen.is_mounted and screen.bridge._timer is not None, "the bridge")
     return screen, bus
 
