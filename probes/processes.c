@@ -94,8 +94,6 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
 {
     u64 pid_tgid = bpf_get_current_pid_tgid();
     u32 tid = (u32)pid_tgid, tgid = pid_tgid >> 32;
-    /* Per-thread state goes whatever the filter says, so nothing outlives its task. */
-    wb_inflight.delete(&tid);
     struct wb_config *c = wb_cfg();
     if (!c || c->mode == WB_MODE_OFF || !wb_in_sandbox(c, tgid)) {
         wb_sigsys.delete(&tid);

@@ -20,11 +20,14 @@
 
 struct wb_inflight {
     u64 ts;                    /* entry time; 0 when no call is pending */
+    u32 nr;                    /* the pending call (saves reading orig_ax at exit) */
     u8 counted;                /* entered after the start gate opened */
-    u8 pad[7];
+    u8 pad[3];
 };
 
-BPF_HASH(wb_inflight, u32, struct wb_inflight, WB_MAX_TASKS);
+/* Task-local storage: found through the task itself (no hash lookup per syscall) and freed by
+ * the kernel with its task. */
+BPF_TASK_STORAGE(wb_inflight, struct wb_inflight);
 BPF_PERCPU_ARRAY(wb_sysrows, struct wb_sysrow, WB_MAX_NR);
 BPF_PERCPU_HASH(wb_errors, u32, u64, 4096);            /* key: nr << 12 | errno */
 BPF_HASH(wb_exit_info, u32, struct wb_exit_info, WB_MAX_TASKS);
@@ -180,8 +183,13 @@ int wb_sys_enter(struct bpf_raw_tracepoint_args *ctx)
         }
         return 0;
     }
-    struct wb_inflight f = {.ts = bpf_ktime_get_ns(), .counted = counted};
-    wb_inflight.update(&tid, &f);
+    struct wb_inflight *f = wb_inflight.task_storage_get(bpf_get_current_task_btf(), NULL,
+                                                         BPF_LOCAL_STORAGE_GET_F_CREATE);
+    if (f) {
+        f->nr = nr;
+        f->counted = counted;
+        f->ts = bpf_ktime_get_ns();
+    }
     return 0;
 }
 
@@ -196,18 +204,23 @@ int wb_sys_exit(struct bpf_raw_tracepoint_args *ctx)
         return 0;
     struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
     s64 ret = (s64)ctx->args[1];
-    u64 nr64 = 0;
-    bpf_probe_read_kernel(&nr64, sizeof(nr64), &regs->orig_ax);
-    u32 nr = (u32)nr64;
     u64 now = bpf_ktime_get_ns();
-    struct wb_inflight *f = wb_inflight.lookup(&tid);
+    struct wb_inflight *f = wb_inflight.task_storage_get(bpf_get_current_task_btf(), NULL, 0);
+    u32 nr;
+    if (f && f->ts) {
+        nr = f->nr;
+    } else {
+        u64 nr64 = 0;
+        bpf_probe_read_kernel(&nr64, sizeof(nr64), &regs->orig_ax);
+        nr = (u32)nr64;
+    }
     if (!f) {
         /* A thread we never saw enter: either it was inside a syscall when we attached, or it
          * is a new task returning from fork. From now on its calls are paired. */
         if (ret == 0 && (nr == WB_NR_CLONE || nr == WB_NR_CLONE3 || nr == WB_NR_FORK ||
                          nr == WB_NR_VFORK)) {
-            struct wb_inflight idle = {};
-            wb_inflight.update(&tid, &idle);
+            wb_inflight.task_storage_get(bpf_get_current_task_btf(), NULL,
+                                         BPF_LOCAL_STORAGE_GET_F_CREATE);
         }
         return 0;
     }

@@ -65,15 +65,23 @@ static __always_inline void wb_fill_head(struct wb_head *h, u32 kind, u64 pid_tg
     bpf_get_current_comm(&h->comm, sizeof(h->comm));
 }
 
-/* The six syscall argument registers (x86-64 ABI; pt_regs layout is stable ABI). */
-static __always_inline void wb_read_args(struct pt_regs *regs, u64 args[6])
+/* The six syscall argument registers (x86-64 ABI; pt_regs layout is stable ABI), in one read:
+ * r10 r9 r8 ax cx dx si di orig_ax are contiguous, and one helper call costs less than six. */
+struct wb_regs_tail {
+    u64 r10, r9, r8, ax, cx, dx, si, di, orig_ax;
+};
+
+static __always_inline u64 wb_read_args(struct pt_regs *regs, u64 args[6])
 {
-    bpf_probe_read_kernel(&args[0], sizeof(u64), &regs->di);
-    bpf_probe_read_kernel(&args[1], sizeof(u64), &regs->si);
-    bpf_probe_read_kernel(&args[2], sizeof(u64), &regs->dx);
-    bpf_probe_read_kernel(&args[3], sizeof(u64), &regs->r10);
-    bpf_probe_read_kernel(&args[4], sizeof(u64), &regs->r8);
-    bpf_probe_read_kernel(&args[5], sizeof(u64), &regs->r9);
+    struct wb_regs_tail t = {};
+    bpf_probe_read_kernel(&t, sizeof(t), &regs->r10);
+    args[0] = t.di;
+    args[1] = t.si;
+    args[2] = t.dx;
+    args[3] = t.r10;
+    args[4] = t.r8;
+    args[5] = t.r9;
+    return t.orig_ax;
 }
 
 #endif

@@ -78,6 +78,8 @@ class Decoder:
         self.known_pids: set[int] = set()
         self.sys_struct, _ = struct_of(layouts["sys"])
         self.sys_size = ct.sizeof(layouts["sys"])
+        self.name_list = [names.name_of(nr) for nr in range(512)]
+        self.errno_names = {n: names.errno_name(-n) for n in range(1, 4096)}
         self.errors = 0
         self.refresh: Callable[[], object] | None = None
         """Drains the control ring again: set by the tracer."""
@@ -163,9 +165,11 @@ class Decoder:
     # --- the syscall stream ---------------------------------------------------------------------
 
     def syscall(self, view: memoryview, off: int, size: int) -> Syscall:
+        # The hot path (up to a million calls a second): locals, positional construction, and
+        # the common no-decoding case first.
         (ts, dur, a0, a1, a2, a3, a4, a5, ret, pid, tid, nr, flags, bl0, bl1,
          _pad) = self.sys_struct.unpack_from(view, off)
-        name = names.name_of(nr)
+        name = self.name_list[nr] if nr < len(self.name_list) else names.name_of(nr)
         args = (a0, a1, a2, a3, a4, a5)
         decoded: dict[str, Any] = {}
         if size > self.sys_size:
@@ -175,7 +179,7 @@ class Decoder:
             decoded = decode.decode_args(name, args, blobs)
         elif name in decode.REGISTER_ONLY:
             decoded = decode.decode_args(name, args)
-        if name in ("execve", "execveat"):
+        if name in _EXECS:
             if tid not in self.argv and self.refresh is not None:
                 self.refresh()  # its argv record (written at entry) may have landed just now
             path, argv = self.argv.get(tid, ("", ()))
@@ -183,9 +187,11 @@ class Decoder:
         comm = self.comms.get(tid)
         if comm is None:
             comm = self.comm(tid)
-        return Syscall(ts_ns=ts, pid=pid, tid=tid, comm=comm, nr=nr, name=name, args=args, ret=ret,
-                       errno=names.errno_name(ret), duration_ns=dur, decoded=decoded,
-                       denied=bool(flags & 1))
+        err = self.errno_names.get(-ret) if -4096 < ret < 0 else None
+        return Syscall(ts, pid, tid, comm, nr, name, args, ret, err, dur, decoded, flags & 1 == 1)
+
+
+_EXECS = frozenset(("execve", "execveat"))
 
 
 _HANDLERS: dict[int, tuple[str, Callable[..., Event | None]]] = {

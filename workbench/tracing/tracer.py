@@ -211,7 +211,8 @@ class Tracer:
         assert self._loaded is not None
         bpf = self._loaded.bpf
         self._set_config(mode=_MODE_OFF, cgroup_id=0, gate_tid=0, gate_open=0)
-        for name in (b"wb_pids", b"wb_inflight", b"wb_errors", b"wb_exit_info", b"wb_sigsys"):
+        # wb_inflight is task storage: it dies with its tasks and cannot be iterated.
+        for name in (b"wb_pids", b"wb_errors", b"wb_exit_info", b"wb_sigsys"):
             bpf[name].clear()
         kernelmaps.zero_percpu_array(bpf[b"wb_sysrows"], range(_MAX_NR))
         kernelmaps.zero_percpu_array(bpf[b"wb_lost"], range(2))
