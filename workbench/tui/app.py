@@ -63,10 +63,11 @@ class WorkbenchApp(App):
     # --- themes --------------------------------------------------------------------------------
 
     def apply_theme(self, name: str) -> None:
-        for other in THEMES:
-            self.remove_class(f"-theme-{other}")
-        self.add_class(f"-theme-{name}")
+        # Textual owns the `-theme-*` classes (it sets one per colour theme): ours are `-wb-*`.
         self.theme = THEMES[name]
+        for other in THEMES:
+            self.remove_class(f"-wb-{other}")
+        self.add_class(f"-wb-{name}")
         self.theme_name = name
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
