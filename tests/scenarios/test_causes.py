@@ -23,6 +23,7 @@ def fails_then_fix_works(profile, command, layer, rule=None):
     before = run(profile, command)
     assert not before.ok, f"the broken app succeeded: {before.stdout!r}"
     top = before.top
+    print(f"\n{layer}: {top.summary}\n  fix: {top.fix}\n  " + "\n  ".join(top.evidence[:3]))
     assert top.layer == layer, [(f.layer, f.summary) for f in before.findings]
     if rule:
         assert top.rule.startswith(rule), top.rule
