@@ -29,8 +29,9 @@ from workbench.record.schema import FORMAT_NAME, FORMAT_VERSION, SCHEMA
 
 COMMIT_INTERVAL_S = 0.25
 """How often the writer commits: the most a crash can lose."""
-QUEUE_LIMIT = 200_000
-"""Queued events (a batch counts once) before the recorder drops them."""
+QUEUE_LIMIT = 500_000
+"""Queued events, each syscall of a batch counted, before the recorder drops them (bounds memory:
+about 1 KiB each)."""
 
 _STOP = object()
 
@@ -65,7 +66,10 @@ class Recorder:
         """Events written (a batch counts once)."""
         self.error: str | None = None
         """Why recording stopped early, or None."""
-        self._queue: queue.Queue = queue.Queue(maxsize=queue_limit)
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._queue_limit = queue_limit
+        self._queued = 0  # events waiting, syscalls counted one by one
+        self._count_lock = threading.Lock()
         self._seq = 0
         self._syscall_seq = 0
         self._dropped_written = 0
@@ -78,10 +82,13 @@ class Recorder:
     # --- the bus side: never blocks, never raises ----------------------------------------------
 
     def _enqueue(self, event: Event) -> None:
-        try:
-            self._queue.put_nowait(event)
-        except queue.Full:
-            self.dropped += len(event.syscalls) if isinstance(event, SyscallBatch) else 1
+        size = len(event.syscalls) or 1 if isinstance(event, SyscallBatch) else 1
+        with self._count_lock:
+            if self._queued + size > self._queue_limit:
+                self.dropped += size
+                return
+            self._queued += size
+        self._queue.put(event)
 
     # --- the writer thread ---------------------------------------------------------------------
 
@@ -117,6 +124,8 @@ class Recorder:
                 if item is _STOP:
                     stopping = True
                 else:
+                    with self._count_lock:
+                        self._queued -= len(item.syscalls) or 1 if isinstance(item, SyscallBatch) else 1
                     pending.append(item)
                     if len(pending) < 50_000:
                         continue
