@@ -33,8 +33,7 @@ def known_syscall(name: str) -> bool:
     if _seccomp is None:
         return True
     try:
-        _seccomp.resolve_syscall(_seccomp.Arch.X86_64, name)
-        return True
+        return _seccomp.resolve_syscall(_seccomp.Arch.X86_64, name) >= 0  # -1: unknown, < -1: pseudo
     except (ValueError, TypeError):
         return False
 
