@@ -15,7 +15,7 @@
 #include "wb_common.h"
 
 #ifndef WB_STREAM_PAGES
-#define WB_STREAM_PAGES 4096   /* 16 MiB with 4 KiB pages */
+#define WB_STREAM_PAGES 8192   /* 32 MiB with 4 KiB pages */
 #endif
 
 struct wb_inflight {

@@ -6,19 +6,11 @@ from __future__ import annotations
 from workbench.sandbox import cgroups, network
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"workbench" in f.read()
-    except OSError:
-        return False
-
-
 def sweep() -> list[str]:
     """Remove stale sandboxes' cgroups and veths; returns one line per object removed."""
     removed = [f"cgroup {name}" for name in cgroups.sweep()]
     try:
-        for link in network.stale_links(_alive):
+        for link in network.stale_links(cgroups.owner_alive):
             network.delete_link(link)
             removed.append(f"veth {link}")
     except Exception:  # noqa: BLE001 - netlink trouble must not stop a launch

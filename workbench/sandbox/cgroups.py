@@ -302,12 +302,11 @@ def _create_unified(cg: SandboxCgroup, root: str, memory, pids, cpus) -> None:
         _write(f"{cg.v2}/cpu.max", f"{int(cpus * CPU_PERIOD_US)} {CPU_PERIOD_US}")
 
 
-def _owner_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"workbench" in f.read()
-    except OSError:
-        return False
+def owner_alive(pid: int) -> bool:
+    """Is the process that created a sandbox still there? Any process with that pid counts: a
+    reused pid only delays a sweep, while judging by the command line would kill the live
+    sandboxes of a workbench embedded in another program (a test runner, say)."""
+    return os.path.exists(f"/proc/{pid}")
 
 
 def sweep(root: str = ROOT) -> list[str]:
@@ -325,7 +324,7 @@ def sweep(root: str = ROOT) -> list[str]:
             continue
         for entry in entries:
             m = _NAME.match(entry)
-            if not m or int(m.group(1)) == os.getpid() or _owner_alive(int(m.group(1))):
+            if not m or int(m.group(1)) == os.getpid() or owner_alive(int(m.group(1))):
                 continue
             cg = stale.setdefault(entry, SandboxCgroup(name=entry, layout=detect_layout(root)))
             path = os.path.join(base, entry)

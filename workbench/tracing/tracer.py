@@ -13,6 +13,7 @@ counted and published as `EventsLost`.
 
 from __future__ import annotations
 
+import collections
 import select
 import threading
 import time
@@ -25,12 +26,13 @@ from workbench.core.events import (
 )
 from workbench.tracing import kernelmaps, loader
 from workbench.tracing.records import Decoder
-from workbench.tracing.ringbuf import RingReader
+from workbench.tracing.ringbuf import RingReader, records
 
 _MAX_NR = 512            # WB_MAX_NR
 _BATCH = 2048            # syscalls per SyscallBatch: few bus calls, still a fresh view
 _IDLE_WAIT_S = 0.01      # the stream ring never wakes us (cheaper in kernel): poll at 100 Hz
 _STATS_EVERY_S = 1.0
+_USER_BUFFER = 256 << 20  # raw stream records waiting to be decoded; beyond it they are lost
 # wb_config.mode values (probes/wb_layout.h)
 _MODE_OFF, _MODE_CGROUP, _MODE_PIDS = 0, 1, 2
 
@@ -62,6 +64,13 @@ class Tracer:
         self._last_stats = SyscallStats(ts_ns=now_ns(), stats=())
         self._root_pid = 0
         self._probes_on: list[str] = []
+        # Stream records copied out of the kernel, waiting for the decoder thread: the kernel's
+        # buffer is freed at memcpy speed, decoding (microseconds per event) happens behind.
+        self._chunks: collections.deque[tuple[bytes, int]] = collections.deque()
+        self._chunk_bytes = 0
+        self._chunks_cv = threading.Condition()
+        self._producer_done = False
+        self._decoder_thread: threading.Thread | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -133,6 +142,10 @@ class Tracer:
                 return
             self._thread = threading.Thread(target=self._run, name="workbench-tracer-poll", daemon=True)
             self._thread.start()
+            if self._stream is not None:
+                self._decoder_thread = threading.Thread(target=self._decode_run, daemon=True,
+                                                        name="workbench-tracer-decode")
+                self._decoder_thread.start()
 
     def stop(self) -> None:
         """Drain, publish a final SyscallStats, detach and give the probes back. Idempotent."""
@@ -153,6 +166,12 @@ class Tracer:
                     self._set_config(mode=_MODE_OFF, cgroup_id=0, gate_tid=0, gate_open=0)
                     loader.detach_all(loaded)
                     self._poll_once(final=True)
+                    with self._chunks_cv:
+                        self._producer_done = True
+                        self._chunks_cv.notify_all()
+                    if self._decoder_thread is not None:
+                        self._decoder_thread.join()
+                    self._decode_pending()  # when start() was never called
                     self._last_stats = SyscallStats(ts_ns=now_ns(), stats=self._read_stats())
                     self.bus.publish(self._last_stats)
                     self._publish_lost()
@@ -258,7 +277,8 @@ class Tracer:
             ep.close()
 
     def _poll_once(self, final: bool = False) -> int:
-        """Drain the control ring, then the stream; publish what they held. Returns records read."""
+        """Drain the control ring (publishing what it held) and copy the stream's records out for
+        the decoder thread. Returns records read."""
         with self._poll_lock:
             dec, ctrl, stream = self._decoder, self._ctrl, self._stream
             if dec is None or ctrl is None:
@@ -267,7 +287,6 @@ class Tracer:
             total = 0
             while True:
                 events: list = []
-                batch: list[Syscall] = []
 
                 def on_ctrl(view: memoryview, off: int, size: int) -> None:
                     ev = dec.control(view, off, size)
@@ -276,24 +295,63 @@ class Tracer:
 
                 dec.refresh = lambda: ctrl.drain(on_ctrl)
                 n = ctrl.drain(on_ctrl)
-                if stream is not None:
-                    syscall = dec.syscall
-
-                    def on_sys(view: memoryview, off: int, size: int) -> None:
-                        batch.append(syscall(view, off, size))
-
-                    # A bounded bite per call hands space back to the kernel early.
-                    n += stream.drain(on_sys, max_bytes=stream.size // 8)
                 for ev in events:
                     if isinstance(ev, OomKill) and not self._ours(ev.pid):
                         continue
                     publish(ev)
-                for i in range(0, len(batch), _BATCH):
-                    chunk = tuple(batch[i: i + _BATCH])
-                    publish(SyscallBatch(ts_ns=chunk[0].ts_ns, syscalls=chunk))
+                if stream is not None:
+                    while True:
+                        data, got = stream.take(stream.size // 4)
+                        if not got:
+                            break
+                        n += got
+                        with self._chunks_cv:
+                            if self._chunk_bytes + len(data) > _USER_BUFFER:
+                                self._user_lost += got  # the decoder is too far behind
+                            else:
+                                self._chunks.append((data, got))
+                                self._chunk_bytes += len(data)
+                                self._chunks_cv.notify()
                 total += n
                 if not final or n == 0:
                     return total
+
+    def _decode_run(self) -> None:
+        while True:
+            with self._chunks_cv:
+                while not self._chunks and not self._producer_done:
+                    self._chunks_cv.wait()
+                if not self._chunks and self._producer_done:
+                    return
+            try:
+                self._decode_pending()
+            except Exception as exc:  # a decoding bug must not kill tracing silently
+                self.bus.publish(Notice(level="error", text=f"tracer decode failed: {exc!r}", source="probes"))
+
+    def _decode_pending(self) -> None:
+        """Decode the copied stream records into SyscallBatch events, oldest first."""
+        dec = self._decoder
+        if dec is None:
+            return
+        syscall, publish = dec.syscall, self.bus.publish
+        while True:
+            with self._chunks_cv:
+                if not self._chunks:
+                    return
+                data, _n = self._chunks.popleft()
+                self._chunk_bytes -= len(data)
+            batch: list[Syscall] = []
+
+            def on_sys(view: memoryview, off: int, size: int) -> None:
+                batch.append(syscall(view, off, size))
+                if len(batch) == _BATCH:
+                    publish(SyscallBatch(ts_ns=batch[0].ts_ns, syscalls=tuple(batch)))
+                    batch.clear()
+                    time.sleep(0)  # hand the GIL to the poll thread: it keeps the kernel ring empty
+
+            records(data, on_sys)
+            if batch:
+                publish(SyscallBatch(ts_ns=batch[0].ts_ns, syscalls=tuple(batch)))
 
     def _ours(self, pid: int) -> bool:
         dec = self._decoder
