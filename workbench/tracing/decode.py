@@ -86,15 +86,17 @@ _OPEN_FLAGS = sorted(((getattr(os, n), n) for n in dir(os) if n.startswith("O_")
 
 
 def _flags(value: int, table: dict[int, str] | list[tuple[int, str]]) -> str:
-    items = table.items() if isinstance(table, dict) else ((v, n) for v, n in table)
-    names, rest = [], value
+    # Widest flags first (O_TMPFILE contains O_DIRECTORY's bit), then shown low bit first.
+    items = sorted(table.items() if isinstance(table, dict) else table, reverse=True)
+    found, rest = [], value
     for bit, name in items:
         if bit and value & bit == bit and rest & bit:
-            names.append(name)
+            found.append((bit, name))
             rest &= ~bit
+    words = [name for _bit, name in sorted(found)]
     if rest:
-        names.append(hex(rest))
-    return "|".join(names) or "0"
+        words.append(hex(rest))
+    return "|".join(words) or "0"
 
 
 def open_flags(value: int) -> str:

@@ -92,6 +92,8 @@ class Loaded:
 
 _lock = threading.Lock()
 _cache: list[Loaded] = []
+compiles = 0
+"""How many times this process compiled the probes (a reused object does not count)."""
 
 
 def check_host() -> None:
@@ -190,8 +192,10 @@ def acquire(options: Options) -> Loaded:
             if loaded.options == options and not loaded.in_use:
                 loaded.in_use = True
                 return loaded
+    global compiles
     loaded = _compile(options)
     loaded.in_use = True
+    compiles += 1
     with _lock:
         _cache.append(loaded)
     return loaded

@@ -31,7 +31,7 @@ from workbench.tracing.ringbuf import RingReader, records
 _MAX_NR = 512            # WB_MAX_NR
 _BATCH = 2048            # syscalls per SyscallBatch: few bus calls, still a fresh view
 _IDLE_WAIT_S = 0.01      # the stream ring never wakes us (cheaper in kernel): poll at 100 Hz
-_STATS_EVERY_S = 1.0
+_LOST_EVERY_S = 0.5
 _USER_BUFFER = 256 << 20  # raw stream records waiting to be decoded; beyond it they are lost
 # wb_config.mode values (probes/wb_layout.h)
 _MODE_OFF, _MODE_CGROUP, _MODE_PIDS = 0, 1, 2
@@ -258,7 +258,7 @@ class Tracer:
         try:
             assert self._ctrl is not None
             ep.register(self._ctrl.fd, select.EPOLLIN)
-            next_stats = time.monotonic() + _STATS_EVERY_S
+            next_lost_check = time.monotonic() + _LOST_EVERY_S
             while not self._stop.is_set():
                 try:
                     n = self._poll_once()
@@ -267,12 +267,13 @@ class Tracer:
                     n = 0
                 if not n:
                     ep.poll(_IDLE_WAIT_S)
-                if time.monotonic() >= next_stats:
+                if time.monotonic() >= next_lost_check:
+                    # Aggregate snapshots are the session's to ask for (stats()); losses are ours
+                    # to announce as they happen.
                     with self._lock:
                         if self._attached:
-                            self.bus.publish(SyscallStats(ts_ns=now_ns(), stats=self._read_stats()))
                             self._publish_lost()
-                    next_stats = time.monotonic() + _STATS_EVERY_S
+                    next_lost_check = time.monotonic() + _LOST_EVERY_S
         finally:
             ep.close()
 

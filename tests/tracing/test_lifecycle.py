@@ -1,0 +1,112 @@
+"""The tracer's life: reuse without recompiling, exact loss accounting, teardown, no eBPF."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from workbench.core.events import EventsLost, ProbeStatus, Syscall
+from workbench.tracing import loader
+from workbench.tracing.tracer import Tracer
+
+pytestmark = pytest.mark.privileged
+
+
+def count_of(stats, name):
+    return next((s.count for s in stats.stats if s.name == name), 0)
+
+
+def session(t, sandboxes, cmd, start=True):
+    held = sandboxes.launch(cmd)
+    t.attach(held.cgroup_id, held.pid, held.pid)
+    if start:
+        t.start()
+    held.release()
+    assert held.wait() == 0
+    t.stop()
+    return held
+
+
+def test_second_tracer_reuses_the_loaded_probes_with_fresh_counts(make_tracer, sandboxes, recorder, workload):
+    first = make_tracer()
+    first.compile()
+    compiles = loader.compiles
+    session(first, sandboxes, [workload, "getppid", "23"])
+    second = make_tracer()
+    second.compile()
+    assert loader.compiles == compiles  # taken from the cache, not compiled again
+    held = session(second, sandboxes, [workload, "getppid", "29"])
+    assert count_of(first.stats(), "getppid") == 23
+    assert count_of(second.stats(), "getppid") == 29  # the maps were reset between sandboxes
+    assert len([s for s in recorder.syscalls() if s.name == "getppid" and s.pid == held.pid]) == 29
+
+
+def test_stopped_tracer_leaves_no_hook_attached(make_tracer, sandboxes, workload):
+    t = make_tracer()
+    t.compile()
+    loaded = t._loaded
+    session(t, sandboxes, [workload, "getppid", "3"])
+    assert loaded.bpf.raw_tracepoint_fds == {} and loaded.bpf.tracepoint_fds == {}
+    t.stop()  # idempotent
+    assert loader.release_cached() == 1  # and the leak check of tests/conftest.py sees no bpf fd
+
+
+def test_lost_records_are_counted_exactly(make_tracer, sandboxes, recorder, workload):
+    # One 4 KiB page of stream and no reader until the workload is done: most records are lost,
+    # and what was delivered plus what was lost is exactly what the kernel aggregates counted.
+    t = make_tracer(options=loader.Options(stream=True, stream_pages=1))
+    t.compile()
+    session(t, sandboxes, [workload, "getppid", "2001"], start=False)
+    delivered = len(recorder.syscalls())
+    total = sum(s.count for s in t.stats().stats)
+    assert count_of(t.stats(), "getppid") == 2001
+    assert t.lost() > 0
+    assert delivered + t.lost() == total
+    assert sum(e.count for e in recorder.of(EventsLost)) == t.lost()
+
+
+def test_syscall_stream_without_start_is_drained_by_stop(make_tracer, sandboxes, recorder, workload):
+    t = make_tracer()
+    t.compile()
+    session(t, sandboxes, [workload, "getppid", "23"], start=False)
+    assert len([s for s in recorder.syscalls() if s.name == "getppid"]) == 23
+
+
+def test_connect_address_is_decoded(make_tracer, sandboxes, recorder, workload):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on: bind, then close before the connect
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t = make_tracer()
+    t.compile()
+    session(t, sandboxes, [workload, "connect", str(port)])
+    calls = [s for s in recorder.syscalls() if s.name == "connect"]
+    assert [(c.decoded, c.errno) for c in calls] == [
+        ({"addr": f"127.0.0.1:{port}", "family": "AF_INET"}, "ECONNREFUSED")]
+    sockets = [s for s in recorder.syscalls() if s.name == "socket"]
+    assert [c.decoded["domain"] for c in sockets] == ["AF_INET"]
+
+
+def test_without_root_compile_says_why_and_turns_every_probe_off():
+    code = ("from workbench.core.bus import Bus\n"
+            "from workbench.core.errors import TracingUnavailable\n"
+            "from workbench.core.events import ProbeStatus\n"
+            "from workbench.tracing.tracer import Tracer\n"
+            "bus = Bus(); seen = []\n"
+            "bus.subscribe(seen.append, ProbeStatus)\n"
+            "try:\n"
+            "    Tracer(bus).compile()\n"
+            "except TracingUnavailable as exc:\n"
+            "    print(exc)\n"
+            "print(sorted({(e.probe, e.state) for e in seen if e.state == 'off'}))\n")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
+                         env={**os.environ, "PYTHONPATH": root}, user=65534, group=65534, check=True)
+    lines = out.stdout.splitlines()
+    assert lines[0] == "eBPF tracing needs root: run as root (sudo), or pass --no-trace"
+    assert lines[1] == str(sorted({(p, "off") for p in loader.PROBES}))
+    assert out.stderr == ""
