@@ -170,3 +170,47 @@ def test_exec_of_a_script_whose_interpreter_is_missing(tmp_path):
     p = apply_overrides(load("default"), binds=[f"{app}:/tmp/app"])
     before, after = fails_then_fix_works(p, ["/tmp/app/main"], "exec", "interpreter-missing")
     assert after.stdout == b"app ran\n"
+
+
+def test_name_resolution_without_a_network_is_named():
+    """Diagnosis only: no fix can make DNS work here, the test machine reaches no resolver at all."""
+    code = "import socket; socket.getaddrinfo('example.org', 80)"
+    before = run(load("default"), [PY, "-c", code])
+    assert not before.ok
+    assert (before.top.layer, before.top.rule) == ("network", "name-resolution:dns")
+    assert before.top.fix_options == ("--net", "veth")
+
+
+def test_live_findings_reach_the_recording_and_explain_agrees(tmp_path):
+    from workbench.core import events as ev
+    from workbench.diagnose import diagnose
+    from workbench.record import open_recording
+
+    rec = str(tmp_path / "run.sqlite")
+    p = apply_overrides(load("default"), deny=["mkdir"])
+    before = run(p, ["sh", "-c", "mkdir /tmp/d23"], record=rec)
+    assert not before.ok and before.top.layer == "seccomp"
+    with open_recording(rec) as recording:
+        events = list(recording.events())
+        assert recording.complete and recording.meta["exit"]["exit_code"] == 1
+    kinds = [type(e).__name__ for e in events]
+    assert "Finding" in kinds and kinds.index("Finding") < kinds.index("SessionEnded")
+    recorded = [e for e in events if isinstance(e, ev.Finding)]
+    assert recorded[0].rule == "seccomp-denial:mkdir"
+    again = diagnose(events, None)  # the profile comes from SessionStarted in the recording
+    assert [f.rule for f in again] == [f.rule for f in before.findings]
+    # Replaying the recording through a live diagnoser gives the same diagnosis.
+    import math
+
+    from workbench.core.bus import Bus
+    from workbench.diagnose import LiveDiagnoser
+    from workbench.record.replay import Replayer
+
+    bus = Bus()
+    with open_recording(rec) as recording:
+        live = LiveDiagnoser(bus, recording.meta["profile"])
+        player = Replayer(recording, bus)
+        player.play(speed=math.inf)
+        assert player.wait_finished(timeout=60)
+        player.close()
+    assert [f.rule for f in live.finish()] == [f.rule for f in before.findings]
