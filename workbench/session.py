@@ -45,6 +45,8 @@ class SessionOptions:
     echo_output: bool = False
     """Also copy the command's output to our own stdout/stderr (headless runs)."""
     diagnose: bool = True
+    keep_spare: bool = False
+    """Ask the launcher to build the next sandbox of this profile ahead of time (relaunch loops)."""
     extra: dict = field(default_factory=dict)
 
 
@@ -71,6 +73,7 @@ class Session:
         self.report_builder = ReportBuilder()
         self.bus.subscribe(self.report_builder)
         self.plan = make_plan(options.profile, options.command, options.stdin)
+        self.plan.extra["spare"] = options.keep_spare
         self.sandbox = None
         self.tracer = None
         self.recorder = None

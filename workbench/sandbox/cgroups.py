@@ -23,7 +23,7 @@ from workbench.core.errors import SandboxError
 
 ROOT = os.environ.get("WORKBENCH_CGROUP_ROOT", "/sys/fs/cgroup")
 PREFIX = "workbench-"
-_NAME = re.compile(r"^workbench-(\d+)-(\d+)$")
+_NAME = re.compile(r"^workbench-(\d+)-\d+-\d+$")  # workbench-<owner pid>-<launcher pid>-<n>
 V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct")
 # The launcher's first child stays in the sandbox's cgroups, outside its pid namespace, waiting
 # for pid 1. Moving it out again would cost a cgroup migration (an RCU grace period that stalls
@@ -225,7 +225,7 @@ def create(memory: int | None, pids: int | None, cpus: float | None, root: str =
     """Make the directories, write the limits. Raises SandboxError with a fix when it can't."""
     global _counter
     _counter += 1
-    name = f"{PREFIX}{owner or os.getpid()}-{_counter}"
+    name = f"{PREFIX}{owner or os.getpid()}-{os.getpid()}-{_counter}"
     layout = detect_layout(root)
     cg = SandboxCgroup(name=name, layout=layout, memory_limit=memory, pids_limit=pids)
     try:

@@ -69,6 +69,17 @@ class _Launcher:
     def alive(self) -> bool:
         return self.proc.poll() is None and self.reader.is_alive()
 
+    def ping(self, timeout: float = 30) -> None:
+        """Return once the launcher has done everything asked before (spares built too)."""
+        pid = next(self.ids)
+        box: queue.Queue = queue.Queue()
+        self.inboxes[pid] = box
+        try:
+            self.request({"op": "ping", "id": pid})
+            box.get(timeout=timeout)
+        finally:
+            self.inboxes.pop(pid, None)
+
     def request(self, msg: dict, fds: list[int] | None = None) -> None:
         data = json.dumps(msg).encode()
         with self.lock:
@@ -110,15 +121,12 @@ class NativeSandbox:
 
     def launch(self) -> None:
         """Build the sandbox and hold it at the gate. Raises SandboxError / CommandNotFound..."""
-        prof = self.plan.profile
         t0 = time.monotonic()
-        self.cgroup = cgroups.create(prof.memory, prof.pids, prof.cpus)
         self._conn = launcher()
         self.id = next(self._conn.ids)
         self._inbox: queue.Queue = queue.Queue()
         self._conn.inboxes[self.id] = self._inbox
         wire = self.plan.to_wire()
-        wire["cgroup"] = self.cgroup.to_dict()
         wire["owner"] = os.getpid()
         try:
             self._conn.request({"op": "launch", "id": self.id, "plan": wire}, list(self._stdio))
@@ -133,7 +141,9 @@ class NativeSandbox:
                 raise SandboxError("the sandbox launcher died", "run with WORKBENCH_DEBUG=1 to see why")
             code, text = reply.get("code", 125), reply.get("message", "unknown error")
             raise {127: CommandNotFound, 126: CommandNotExecutable}.get(code, SandboxError)(text)
+        self.cgroup = cgroups.SandboxCgroup.from_dict(reply["cgroup"])
         self.pid, self.init_pid = reply["pid"], reply["init_pid"]
+        self.from_spare = reply.get("spare", False)
         self.namespaces = reply["namespaces"]
         self.phases_ms = reply.get("phases_ms", {})
         self.launch_ms = (time.monotonic() - t0) * 1000

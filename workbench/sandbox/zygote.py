@@ -1,20 +1,19 @@
-"""The launcher: a small single-threaded process that forks sandboxes on request.
+"""The launcher: a small single-threaded process that builds sandboxes on request.
 
 Why a separate process: the workbench runs threads (Textual, bcc's poller), and fork() in a
 threaded process copies locks held by other threads. The launcher is started once with
 subprocess (fork+exec, safe from threads), imports what a sandbox needs, and forks every sandbox
 from its own single thread, which also makes a launch cheap (no interpreter start per sandbox).
+What runs in the sandbox's own processes is in inside.py.
 
-Per sandbox, three processes:
-  A  child of the launcher, in the host pid namespace: unshares the namespaces, waits while the
-     launcher writes its uid/gid maps and moves a veth in, then forks B and waits for it.
-  B  pid 1 inside: builds the filesystem, hostname and network, then forks C and acts as a
-     minimal init (reaps orphans, forwards signals, reports C's wait status). With
-     `process.init = false` B is C.
-  C  the command: rlimits, capabilities, no_new_privs, reports ready, waits at the start gate,
-     loads the seccomp filter last, and execs.
-Each dies with its parent (PR_SET_PDEATHSIG), and the launcher kills every sandbox and removes its
-cgroups when the workbench's end of the socket closes, even if the workbench was SIGKILLed.
+A launch has two halves: *build* (cgroups, namespaces, maps, filesystem, network, capabilities:
+everything that depends on the profile only) and *assign* (the command, its environment and stdio).
+A client that will launch the same profile again (the TUI's edit-relaunch loop, `compare`, the
+launch benchmark) asks for a spare: after its sandbox exits, the launcher builds the next one ahead
+of time, and the next launch only assigns.
+
+It kills every sandbox, spares included, and removes their cgroups when the workbench's end of the
+socket closes — also when the workbench was SIGKILLed.
 
 Protocol: JSON messages on a SOCK_SEQPACKET pair; the command's stdio fds ride along as
 SCM_RIGHTS with `launch`.
@@ -22,6 +21,7 @@ SCM_RIGHTS with `launch`.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import select
@@ -29,258 +29,78 @@ import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from workbench.sandbox import cgroups, mounts, network, security
-from workbench.sandbox import linux as L
+from workbench.sandbox import cgroups, inside, network, security
+from workbench.sandbox.inside import Channels, LaunchFailed
 
-FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
-                     signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)
 STEP_TIMEOUT_S = 20.0
 MAX_MSG = 1 << 20
-
-
-# Timestamps (CLOCK_MONOTONIC, shared by all processes) of set-up steps inside the sandbox; each
-# fork copies the list, and the command sends it with its ready line.
-_marks: list[tuple[str, float]] = []
-
-
-def _mark(name: str) -> None:
-    _marks.append((name, time.monotonic()))
-
-
-class LaunchFailed(Exception):
-    def __init__(self, code: int, message: str):
-        super().__init__(message)
-        self.code = code
-
-
-def _pipe() -> tuple[int, int]:
-    return os.pipe2(os.O_CLOEXEC)
+NAMESPACES = ("user", "pid", "mnt", "net", "uts", "ipc", "cgroup")
 
 
 def _read_line(fd: int, timeout: float = STEP_TIMEOUT_S) -> str:
-    """One line from a pipe, '' on EOF."""
+    """One line from a pipe ('' on EOF). Lines are written whole, so one read usually does."""
     buf = b""
     deadline = time.monotonic() + timeout
     while not buf.endswith(b"\n"):
         left = deadline - time.monotonic()
         if left <= 0 or not select.select([fd], [], [], left)[0]:
             raise LaunchFailed(125, "sandbox set-up timed out")
-        chunk = os.read(fd, 1)
+        chunk = os.read(fd, 1 if buf else 65536)
         if not chunk:
             return ""
         buf += chunk
     return buf.decode().rstrip("\n")
 
 
-def _fail(ready_w: int, exc: BaseException, code: int = 125) -> None:
-    """Report a set-up failure to the launcher and die; never returns."""
-    if isinstance(exc, LaunchFailed):
-        code, text = exc.code, str(exc)
-    elif isinstance(exc, OSError):
-        text = f"{exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc.strerror or exc)
-    else:
-        text = f"{type(exc).__name__}: {exc}"
-    try:
-        os.write(ready_w, f"E{code}:{text}\n".encode())
-    finally:
-        os._exit(code)
+def _read_until_eof(fd: int, timeout: float) -> str:
+    """Everything the sandbox's processes wrote before they all closed the pipe."""
+    out = b""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0 and select.select([fd], [], [], left)[0]:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        out += chunk
+    return out.decode(errors="replace")
 
 
-@dataclass
-class Pipes:
-    go_r: int
-    go_w: int
-    info_r: int
-    info_w: int
-    ready_r: int
-    ready_w: int
-    gate_r: int
-    gate_w: int
-    status_r: int
-    status_w: int
-
-    @classmethod
-    def make(cls) -> "Pipes":
-        fds = [fd for _ in range(5) for fd in _pipe()]
-        return cls(*fds)
-
-    def child_ends(self) -> list[int]:
-        return [self.go_r, self.info_w, self.ready_w, self.gate_r, self.status_w]
-
-    def parent_ends(self) -> list[int]:
-        return [self.go_w, self.info_r, self.ready_r, self.gate_w, self.status_r]
-
-
-# --- inside the sandbox ----------------------------------------------------------------------
-
-
-def _which(name: str, path: str) -> str:
-    """Resolve the command in the sandbox's own view, so that 127/126 are told apart before exec."""
-    candidates = [name] if "/" in name else [os.path.join(d or ".", name) for d in path.split(":")]
-    found_not_exec = None
-    for c in candidates:
-        if os.path.isfile(c):
-            if os.access(c, os.X_OK):
-                return c
-            found_not_exec = c
-    if found_not_exec:
-        raise LaunchFailed(126, f"{name}: permission denied (not executable in the sandbox)")
-    raise LaunchFailed(127, f"{name}: command not found in the sandbox")
-
-
-def _child_c(plan: dict, p: Pipes, stdio: list[int]) -> None:
-    prof = plan["profile"]
-    try:
-        if plan["stdin"] == "terminal":
-            signal.signal(signal.SIGTTOU, signal.SIG_IGN)
-            os.setpgid(0, 0)
-            try:
-                os.tcsetpgrp(0, os.getpgrp())
-            except OSError:
-                pass
-            signal.signal(signal.SIGTTOU, signal.SIG_DFL)
-        else:
-            os.setsid()  # no controlling terminal: no TIOCSTI into the host's
-            for target, fd in enumerate(stdio):
-                os.dup2(fd, target)
-        for sig in FORWARDED_SIGNALS:
-            signal.signal(sig, signal.SIG_DFL)
-        _mark("fork command")
-        os.chdir(prof["cwd"])
-        path = _which(plan["command"][0], plan["env"].get("PATH", ""))
-        security.apply_rlimits(prof["rlimits"])
-        if prof["namespaces"]["user"]:
-            security.drop_capabilities(prof["cap_keep"], ambient=prof["uid"] != 0)
-        if prof["no_new_privs"]:
-            security.set_no_new_privs()
-        flt = plan.get("seccomp_bpf")
-        _mark("security")
-        os.write(p.ready_w, ("R" + json.dumps(_marks) + "\n").encode())
-        if os.read(p.gate_r, 1) != b"g":
-            os._exit(125)  # the launcher went away: never run the command
-        if flt is not None:
-            security.load_compiled(flt, prof["seccomp"]["log"])
-    except BaseException as exc:  # noqa: BLE001 - every failure must reach the launcher
-        _fail(p.ready_w, exc)
-    try:
-        os.execve(path, plan["command"], plan["env"])
-    except OSError as exc:
-        os.write(p.ready_w, f"X{exc.errno}\n".encode())
-        os._exit(127 if exc.errno == 2 else 126)
-
-
-def _init_loop(child: int, status_w: int) -> None:
-    """pid 1: forward signals to the command, reap everything, report the command's status."""
-
-    def forward(sig, _frame):
-        try:
-            os.kill(child, sig)
-        except ProcessLookupError:
-            pass
-
-    for sig in FORWARDED_SIGNALS:
-        signal.signal(sig, forward)
-    while True:
-        pid, status = os.waitpid(-1, 0)
-        if pid == child:
-            os.write(status_w, f"S{status}\n".encode())
-            os._exit(0)  # pid 1 leaving takes every other process of the namespace with it
-
-
-def _child_b(plan: dict, p: Pipes, stdio: list[int], sources) -> None:
-    prof = plan["profile"]
-    try:
-        L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
-        ns = prof["namespaces"]
-        _mark("fork pid 1")
-        if ns["mnt"]:
-            mounts.build(plan, sources)
-        _mark("filesystem")
-        if ns["uts"]:
-            L.sethostname(prof["hostname"])
-        if prof["net"] in ("loopback", "veth"):
-            network.link_up("lo")
-        if prof["net"] == "veth":
-            network.configure_sandbox_side(plan["veth"]["sandbox_addr"], plan["veth"]["host_addr"])
-        _mark("hostname+network")
-        if not prof["init"]:
-            _child_c(plan, p, stdio)
-        child = os.fork()
-        if child == 0:
-            _child_c(plan, p, stdio)
-        for fd in stdio + [p.gate_r, p.ready_w]:
-            os.close(fd)
-        if ns["user"]:
-            security.drop_capabilities([], ambient=False)
-        security.set_no_new_privs()
-    except BaseException as exc:  # noqa: BLE001
-        _fail(p.ready_w, exc)
-    _init_loop(child, p.status_w)
-
-
-def _child_a(plan: dict, p: Pipes, stdio: list[int], launcher: int) -> None:
-    prof = plan["profile"]
-    try:
-        L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != launcher:
-            os._exit(125)
-        if os.read(p.go_r, 1) != b"1":  # placed in the cgroup first: the cgroup ns is rooted there
-            os._exit(125)
-        flags = 0
-        for name, on in prof["namespaces"].items():
-            if on:
-                flags |= L.NS_FLAGS[name]
-        L.unshare(flags)
-        # Still host uid 0 (the uid changes below), so a root-only parent directory can be walked;
-        # opened after the unshare, the fds belong to the new mount namespace and can be bound.
-        sources = mounts.open_sources(plan) if prof["namespaces"]["mnt"] else None
-        os.write(p.info_w, b"u\n")
-        if os.read(p.go_r, 1) != b"2":
-            os._exit(125)
-        if prof["namespaces"]["user"]:
-            os.setresgid(prof["gid"], prof["gid"], prof["gid"])
-            os.setgroups([])
-            os.setresuid(prof["uid"], prof["uid"], prof["uid"])
-        b = os.fork()
-        if b == 0:
-            _child_b(plan, p, stdio, sources)
-        os.write(p.info_w, f"{b}\n".encode())
-        for fd in stdio + [p.gate_r, p.ready_w]:
-            os.close(fd)
-        _, status = os.waitpid(b, 0)
-        os.write(p.status_w, f"A{status}\n".encode())
-        os._exit(0)
-    except BaseException as exc:  # noqa: BLE001
-        _fail(p.ready_w, exc)
-
-
-# --- the launcher ----------------------------------------------------------------------------
+def _key(wire: dict) -> str:
+    """Sandboxes built from the same profile for the same client are interchangeable."""
+    return json.dumps({"profile": wire["profile"], "owner": wire["owner"]}, sort_keys=True)
 
 
 @dataclass
 class Sandbox:
-    id: int
+    key: str
+    wire: dict
+    ch: Channels
+    cgroup: cgroups.SandboxCgroup
     pid_a: int
     pidfd: int
-    pipes: Pipes
-    cgroup: cgroups.SandboxCgroup
+    id: int = 0
     pid_b: int = 0
     pid_c: int = 0
     veth: str | None = None
     released: bool = False
-    phases: list = None
+    spare: bool = False
+    phases: list = field(default_factory=list)
 
 
 class Launcher:
     def __init__(self, sock: socket.socket):
         self.sock = sock
-        self.sandboxes: dict[int, Sandbox] = {}
+        self.sandboxes: dict[int, Sandbox] = {}  # by id; spares have negative ids
+        self.spares: dict[str, Sandbox] = {}
+        self.wanted: dict[str, dict] = {}  # key -> wire of a profile to keep a spare of
+        self.spare_ids = itertools.count(-1, -1)
         self.veth_index = 0
 
     def send(self, msg: dict) -> None:
         self.sock.send(json.dumps(msg).encode())
+
+    # --- the loop ------------------------------------------------------------------------------
 
     def serve(self) -> None:
         while True:
@@ -297,6 +117,7 @@ class Launcher:
                     for sb in list(self.sandboxes.values()):
                         if sb.pidfd == fd:
                             self.reap(sb)
+            self.refill_spares()
 
     def handle(self, msg: dict, stdio: list[int]) -> None:
         op, sid = msg["op"], msg.get("id")
@@ -310,82 +131,100 @@ class Launcher:
             sb = self.sandboxes[sid]
             if not sb.released:
                 sb.released = True
-                os.write(sb.pipes.gate_w, b"g")
+                os.write(sb.ch.gate_w, b"g")
         elif op == "kill" and sid in self.sandboxes:
-            sb = self.sandboxes[sid]
-            for pid in (sb.pid_b or sb.pid_a,):
-                try:
-                    os.kill(pid, msg.get("signal", signal.SIGKILL))
-                except ProcessLookupError:
-                    pass
-        elif op == "ping":
-            self.send({"op": "pong"})
+            self._kill(self.sandboxes[sid], msg.get("signal", signal.SIGKILL))
+        elif op == "ping":  # answered once everything queued before it (spares too) is done
+            self.refill_spares()
+            self.send({"op": "pong", "id": sid})
 
-    def launch(self, sid: int, plan: dict, stdio: list[int]) -> None:
+    # --- launching -----------------------------------------------------------------------------
+
+    def launch(self, sid: int, wire: dict, stdio: list[int]) -> None:
         t0 = time.monotonic()
-        cg = cgroups.SandboxCgroup.from_dict(plan["cgroup"])
-        if plan["profile"]["net"] == "veth":  # decided before the fork: the sandbox side needs them
+        key = _key(wire)
+        if wire.get("spare"):
+            self.wanted[key] = wire
+        sb = None if wire.get("fresh") else self.spares.pop(key, None)
+        used_spare = sb is not None
+        try:
+            if sb is None:
+                sb = self.build(wire, key)
+            self.sandboxes.pop(sb.id, None)
+            sb.id, sb.spare = sid, False
+            self.sandboxes[sid] = sb
+            self.assign(sb, wire, stdio)
+        except LaunchFailed as exc:
+            if sb is not None:
+                self.abort(sb)
+            self.send({"op": "error", "id": sid, "code": exc.code, "message": str(exc)})
+            return
+        phases = _durations(t0, [("assign", time.monotonic())]) if used_spare else _durations(t0, sb.phases)
+        self.send({"op": "ready", "id": sid, "pid": sb.pid_c, "init_pid": sb.pid_b,
+                   "cgroup": sb.cgroup.to_dict(), "namespaces": self._namespaces(sb.pid_c),
+                   "veth": sb.veth, "launch_ms": (time.monotonic() - t0) * 1000,
+                   "spare": used_spare, "phases_ms": phases})
+
+    def build(self, wire: dict, key: str) -> Sandbox:
+        """Everything that depends on the profile only, up to the command's parked process."""
+        t0 = time.monotonic()
+        prof = wire["profile"]
+        plan = dict(wire)
+        try:
+            plan["seccomp_bpf"] = security.compile_filter(prof["seccomp"])
+        except Exception as exc:  # noqa: BLE001 - libseccomp raises several types
+            raise LaunchFailed(125, f"cannot build the seccomp filter: {exc}") from None
+        if prof["net"] == "veth":  # decided before the fork: the sandbox side needs them
             self.veth_index += 1
             host_addr, sandbox_addr = network.veth_addresses(self.veth_index)
             plan["veth"] = {"host_addr": host_addr, "sandbox_addr": sandbox_addr,
-                            "host_if": network.host_veth_name(plan["owner"], self.veth_index)}
+                            "host_if": network.host_veth_name(wire["owner"], self.veth_index)}
         try:
-            plan["seccomp_bpf"] = security.compile_filter(plan["profile"]["seccomp"])
-        except Exception as exc:  # noqa: BLE001 - libseccomp raises several types
-            self.send({"op": "error", "id": sid, "code": 125, "message": f"cannot build the seccomp filter: {exc}"})
-            return
-        p = Pipes.make()
+            cg = cgroups.create(prof["memory"], prof["pids"], prof["cpus"], owner=wire["owner"])
+        except Exception as exc:  # noqa: BLE001 - SandboxError carries the fix
+            raise LaunchFailed(125, str(exc)) from None
+        ch = Channels.make()
         pid_a = os.fork()
         if pid_a == 0:
-            for fd in p.parent_ends():
-                os.close(fd)
+            ch.close_launcher_ends()
             self.sock.close()
-            _child_a(plan, p, stdio, os.getppid())
-        for fd in p.child_ends():
-            os.close(fd)
-        sb = Sandbox(id=sid, pid_a=pid_a, pidfd=os.pidfd_open(pid_a), pipes=p, cgroup=cg, phases=[("fork", time.monotonic())])
-        self.sandboxes[sid] = sb
+            inside.child_a(plan, ch, os.getppid())
+        ch.close_sandbox_ends()
+        sb = Sandbox(key=key, wire=wire, ch=ch, cgroup=cg, pid_a=pid_a, pidfd=os.pidfd_open(pid_a),
+                     id=next(self.spare_ids), phases=[("fork", time.monotonic())])
+        self.sandboxes[sb.id] = sb  # reaped like any other if it dies while parked
         try:
             self._bring_up(sb, plan)
-        except LaunchFailed as exc:
-            self._abort(sb)
-            self.send({"op": "error", "id": sid, "code": exc.code, "message": str(exc)})
-            return
-        ns = {}
-        for name in ("user", "pid", "mnt", "net", "uts", "ipc", "cgroup"):
-            try:
-                inode = os.stat(f"/proc/{sb.pid_c}/ns/{name}").st_ino
-                # "Host" is the workbench's own view: /proc/1 may belong to an outer sandbox.
-                ns[name] = {"inode": inode, "isolated": inode != os.stat(f"/proc/self/ns/{name}").st_ino}
-            except OSError:
-                ns[name] = {"inode": None, "isolated": plan["profile"]["namespaces"].get(name, False)}
-        self.send({"op": "ready", "id": sid, "pid": sb.pid_c, "init_pid": sb.pid_b,
-                   "namespaces": ns, "veth": sb.veth, "launch_ms": (time.monotonic() - t0) * 1000,
-                   "phases_ms": _phase_durations(t0, sb.phases + [("ready", time.monotonic())])})
+        except LaunchFailed:
+            self.abort(sb)
+            raise
+        sb.phases.insert(0, ("compile", t0))
+        return sb
 
     def _expect(self, sb: Sandbox, fd: int, what: str) -> str:
         line = _read_line(fd)
+        if not line and fd != sb.ch.ready_r:  # a process died: its reason is on the ready pipe
+            try:
+                line = _read_line(sb.ch.ready_r, 1.0)
+            except LaunchFailed:
+                line = ""
         if line.startswith("E"):
             code, _, text = line[1:].partition(":")
             raise LaunchFailed(int(code), text)
         if not line:
-            err = _read_line(sb.pipes.ready_r, 1.0) if fd != sb.pipes.ready_r else ""
-            if err.startswith("E"):
-                code, _, text = err[1:].partition(":")
-                raise LaunchFailed(int(code), text)
             raise LaunchFailed(125, f"sandbox died during set-up ({what})")
         return line
 
     def _bring_up(self, sb: Sandbox, plan: dict) -> None:
-        prof, p = plan["profile"], sb.pipes
+        prof, ch = plan["profile"], sb.ch
         mark = sb.phases.append  # where launch time goes, reported with `ready`
         try:
             sb.cgroup.add(sb.pid_a)
         except OSError as exc:
             raise LaunchFailed(125, f"cannot join the sandbox cgroup: {exc.strerror}") from None
         mark(("cgroup", time.monotonic()))
-        os.write(p.go_w, b"1")
-        self._expect(sb, p.info_r, "unshare")
+        os.write(ch.go_w, b"1")
+        self._expect(sb, ch.info_r, "unshare")
         mark(("unshare", time.monotonic()))
         if prof["namespaces"]["user"]:
             try:
@@ -402,17 +241,42 @@ class Launcher:
             except Exception as exc:  # noqa: BLE001 - netlink errors come in several types
                 raise LaunchFailed(125, f"cannot create the veth pair: {exc}") from None
         mark(("maps+net", time.monotonic()))
-        os.write(p.go_w, b"2")
-        sb.pid_b = int(self._expect(sb, p.info_r, "fork of pid 1"))
+        os.write(ch.go_w, b"2")
+        sb.pid_b = int(self._expect(sb, ch.info_r, "fork of pid 1"))
         mark(("pid of pid 1", time.monotonic()))
-        ready = self._expect(sb, p.ready_r, "set-up")
-        sb.phases.extend(tuple(m) for m in json.loads(ready[1:]))
-        mark(("ready line", time.monotonic()))
+        parked = self._expect(sb, ch.ready_r, "set-up")
+        sb.phases.extend(tuple(m) for m in json.loads(parked[1:]))
         sb.pid_c = self._find_command(sb, prof["init"])
         try:
-            sb.cgroup.move_to_app(sb.pid_c)
+            sb.cgroup.move_to_app(sb.pid_c)  # the probes' filter: from here on, only the command
         except OSError as exc:
             raise LaunchFailed(125, f"cannot move the command into its cgroup: {exc.strerror}") from None
+        mark(("parked", time.monotonic()))
+
+    def assign(self, sb: Sandbox, wire: dict, stdio: list[int]) -> None:
+        """Hand the parked process its command and stdio; it answers ready (held at the gate)."""
+        job = {"command": wire["command"], "env": wire["env"], "stdin": wire["stdin"]}
+        try:
+            socket.send_fds(sb.ch.command_launcher, [json.dumps(job).encode()], stdio)
+        except OSError:
+            raise LaunchFailed(125, "the sandbox died before its command arrived") from None
+        self._expect(sb, sb.ch.ready_r, "command")
+        sb.phases.append(("ready", time.monotonic()))
+
+    def refill_spares(self, force: bool = False) -> None:
+        """Build missing spares, but only while no sandbox runs: building blocks this loop for a
+        few milliseconds, which must never delay a running sandbox's release or kill."""
+        if not force and any(not sb.spare for sb in self.sandboxes.values()):
+            return
+        for key, wire in self.wanted.items():
+            if key in self.spares:
+                continue
+            try:
+                sb = self.build(wire, key)
+            except LaunchFailed:
+                continue  # the next launch builds its own and reports the reason
+            sb.spare = True
+            self.spares[key] = sb
 
     @staticmethod
     def _find_command(sb: Sandbox, has_init: bool) -> int:
@@ -424,7 +288,29 @@ class Launcher:
             raise LaunchFailed(125, "the command's process vanished during set-up")
         return int(kids[0])
 
-    def _abort(self, sb: Sandbox) -> None:
+    @staticmethod
+    def _namespaces(pid: int) -> dict:
+        ns = {}
+        for name in NAMESPACES:
+            try:
+                inode = os.stat(f"/proc/{pid}/ns/{name}").st_ino
+                # "Host" is the workbench's own view: /proc/1 may belong to an outer sandbox.
+                ns[name] = {"inode": inode, "isolated": inode != os.stat(f"/proc/self/ns/{name}").st_ino}
+            except OSError:
+                ns[name] = {"inode": None, "isolated": None}
+        return ns
+
+    # --- ending --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _kill(sb: Sandbox, sig: int) -> None:
+        # pid 1 forwards catchable signals to the command; SIGKILL ends the whole namespace.
+        try:
+            os.kill(sb.pid_b or sb.pid_a, sig)
+        except ProcessLookupError:
+            pass
+
+    def abort(self, sb: Sandbox) -> None:
         for pid in (sb.pid_b, sb.pid_a):
             if pid:
                 try:
@@ -433,36 +319,35 @@ class Launcher:
                     pass
         os.waitpid(sb.pid_a, 0)
         self._forget(sb)
+        sb.cgroup.remove()
 
     def _forget(self, sb: Sandbox) -> None:
-        for fd in sb.pipes.parent_ends() + [sb.pidfd]:
+        for fd in sb.ch.launcher_ends() + [sb.pidfd]:
             try:
                 os.close(fd)
             except OSError:
                 pass
+        sb.ch.command_launcher.close()
         self.sandboxes.pop(sb.id, None)
+        if self.spares.get(sb.key) is sb:
+            del self.spares[sb.key]
 
     def reap(self, sb: Sandbox) -> None:
         _, a_status = os.waitpid(sb.pid_a, 0)
-        lines = []
-        while True:
-            try:
-                line = _read_line(sb.pipes.status_r, 0.2)
-            except LaunchFailed:
-                break
-            if not line:
-                break
-            lines.append(line)
+        if sb.spare:  # died while parked (killed from outside): forget it, the next launch builds
+            self._forget(sb)
+            sb.cgroup.remove()
+            return
+        lines = _read_until_eof(sb.ch.status_r, 0.5).splitlines()
         status = next((int(x[1:]) for x in lines if x.startswith("S")), None)
         b_status = next((int(x[1:]) for x in lines if x.startswith("A")), None)
         exec_errno = None
-        os.set_blocking(sb.pipes.ready_r, False)
+        os.set_blocking(sb.ch.ready_r, False)
         try:
-            tail = os.read(sb.pipes.ready_r, 4096).decode()
-            for line in tail.splitlines():
+            for line in os.read(sb.ch.ready_r, 4096).decode().splitlines():
                 if line.startswith("X"):
                     exec_errno = int(line[1:])
-        except (BlockingIOError, OSError):
+        except OSError:
             pass
         if status is None:
             status = b_status if b_status is not None else a_status
@@ -472,12 +357,11 @@ class Launcher:
     def shutdown(self) -> None:
         """The workbench is gone: nothing it started may outlive it."""
         for sb in list(self.sandboxes.values()):
-            for pid in (sb.pid_b, sb.pid_a):
-                if pid:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
+            self._kill(sb, signal.SIGKILL)
+            try:
+                os.kill(sb.pid_a, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             sb.cgroup.kill_all()
             try:
                 os.waitpid(sb.pid_a, 0)
@@ -491,7 +375,7 @@ class Launcher:
                     pass
 
 
-def _phase_durations(t0: float, marks: list) -> dict:
+def _durations(t0: float, marks: list) -> dict:
     out, last = {}, t0
     for name, t in sorted(marks, key=lambda m: m[1]):
         out[name] = round((t - last) * 1000, 3)
