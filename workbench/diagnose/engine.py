@@ -65,7 +65,8 @@ def diagnose(events: Iterable[ev.Event], profile: dict[str, Any] | None = None) 
 
 class LiveDiagnoser:
     """Diagnoses while the session runs: publishes each new `Finding` on the bus as its evidence
-    arrives (at most every LIVE_INTERVAL_S), and once more when the sandbox exits.
+    arrives (at most every LIVE_INTERVAL_S), and once more when the sandbox exits. A finding whose
+    evidence or score changed is published again with the same `rule`: keep the latest per rule.
 
     The bus callback only files the event into `Facts` (bounded, cheap); rules run in a thread we
     own. Call `finish()` after the last event (the session does, before `SessionEnded`).
@@ -101,7 +102,11 @@ class LiveDiagnoser:
             findings = rank(self._facts)
         self.findings = findings
         for finding in findings:
-            if finding.rule not in self._published or self._published[finding.rule].summary != finding.summary:
+            # Republished when anything but its time changed (more evidence, a new score once the
+            # exit is known): consumers keep the latest per `rule`.
+            old = self._published.get(finding.rule)
+            if old is None or (old.summary, old.score, old.evidence, old.fix) != \
+                    (finding.summary, finding.score, finding.evidence, finding.fix):
                 self._published[finding.rule] = finding
                 self.bus.publish(finding)
         return findings

@@ -159,8 +159,9 @@ def seccomp_denials(f: Facts) -> list[Candidate]:
         what = f"errno {g['errno']}" if g["action"] == "errno" and g["errno"] else g["action"]
         how = g["rule"] or ("the profile's allow-list does not list it" if sc_profile.get("mode") == "allow"
                             else "the profile's deny-list lists it")
-        summary = (f"seccomp {'killed the process on' if killed else 'refused'} {name} ({what}), "
-                   f"{g['count']} time{'s' if g['count'] != 1 else ''}: {how}")
+        # No counts in summaries: a summary names a finding for its whole life (the live diagnoser
+        # republishes it as evidence grows; the evidence lines carry the counts).
+        summary = f"seccomp {'killed the process on' if killed else 'refused'} {name} ({what}): {how}"
         fix_words = (f"allow {name}: " + ("add it to" if sc_profile.get("mode") == "allow" else "remove it from")
                      + " [seccomp] syscalls") if options else ""
         out.append(Candidate("seccomp", "seccomp-denial", summary, 3.0 if killed else 2.2, _evidence(g["lines"]),
@@ -203,8 +204,7 @@ def missing_paths(f: Facts) -> list[Candidate]:
         options = ("--bind", spec)
         out.append(Candidate(
             "mount", "host-path-missing",
-            f"{path} exists on the host but not in the sandbox, which sees {why} there "
-            f"({len(calls)} failed call{'s' if len(calls) != 1 else ''})",
+            f"{path} exists on the host but not in the sandbox, which sees {why} there",
             2.0, _evidence([f.describe(sc) for sc in calls]), max(sc.ts_ns for sc in calls),
             fix=_fix_text(options, {}, f"bind {src} into the sandbox ({mode})"),
             fix_options=options, fix_profile=patch, pid=calls[-1].pid, key=path))

@@ -62,7 +62,7 @@ def pids_limit(f: Facts) -> list[Candidate]:
         new = str(limit * 2 + len(calls))
         options, patch = ("--pids", new), {"limits": {"pids": int(new)}}
         return [Candidate("cgroup-pids", "pids-limit",
-                          f"fork/clone failed with EAGAIN {len(calls)} time{'s' if len(calls) != 1 else ''}: the sandbox "
+                          f"fork/clone failed with EAGAIN: the sandbox "
                           f"reached its limit of {limit} processes and threads (pids cgroup)",
                           2.5, _evidence(lines), last, fix=_fix_text(options, patch, "raise the pids limit"),
                           fix_options=options, fix_profile=patch, pid=calls[-1].pid if calls else None, key="pids")]
