@@ -66,6 +66,19 @@ def _new_sandbox(opts: SessionOptions, plan, stdio):
     raise WorkbenchError(f"unknown backend {opts.backend!r}", "use native, bwrap or gvisor")
 
 
+def _take_back_terminal() -> None:
+    """The command owned the terminal's foreground; give it back to our process group."""
+    # A background process group may only take the terminal while SIGTTOU is blocked (the kernel
+    # treats blocked like ignored), and blocking works from any thread, unlike signal handlers.
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTTOU})
+    try:
+        os.tcsetpgrp(0, os.getpgrp())
+    except OSError:
+        pass
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 class Session:
     def __init__(self, options: SessionOptions, bus: Bus | None = None):
         self.options = options
@@ -270,6 +283,8 @@ class Session:
 
     def _waiter(self) -> None:
         status = self.sandbox.wait()
+        if self.options.stdin == "terminal":
+            _take_back_terminal()
         # One last look at the cgroup before it is removed: peaks and OOM kills are final now.
         cg = self.sandbox.cgroup
         if cg is not None:

@@ -144,12 +144,12 @@ def child_c(plan: dict, ch: Channels) -> None:
         if not msg:
             os._exit(125)
         job = json.loads(msg)
+        for target, fd in enumerate(stdio):
+            os.dup2(fd, target)
         if job["stdin"] == "terminal":
             _take_terminal()
         else:
             os.setsid()  # no controlling terminal: no TIOCSTI into the host's
-            for target, fd in enumerate(stdio):
-                os.dup2(fd, target)
         for fd in stdio:
             if fd > 2:
                 os.close(fd)
