@@ -14,6 +14,7 @@ counted and published as `EventsLost`.
 from __future__ import annotations
 
 import collections
+import os
 import select
 import threading
 import time
@@ -254,6 +255,9 @@ class Tracer:
             self._lost_reported = total
 
     def _run(self) -> None:
+        # The poll thread only copies records out of the kernel's buffer: little CPU, but it must
+        # run soon when asked or the kernel drops records. The decoder is the opposite.
+        _renice(-5)
         ep = select.epoll()
         try:
             assert self._ctrl is not None
@@ -318,6 +322,7 @@ class Tracer:
                     return total
 
     def _decode_run(self) -> None:
+        _renice(5)
         while True:
             with self._chunks_cv:
                 while not self._chunks and not self._producer_done:
@@ -359,3 +364,12 @@ class Tracer:
         if dec is not None and pid in dec.known_pids:
             return True
         return False
+
+
+def _renice(delta: int) -> None:
+    """Change this thread's nice value (Linux threads have their own); best effort."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + delta)
+    except OSError:
+        pass
