@@ -85,6 +85,9 @@ class Sandbox:
     veth: str | None = None
     released: bool = False
     spare: bool = False
+    status_buf: bytes | None = b""
+    """What pid 1 and A wrote on the status pipe; None once the exit was reported."""
+    status_eof: bool = False
     phases: list = field(default_factory=list)
 
 
@@ -104,19 +107,26 @@ class Launcher:
 
     def serve(self) -> None:
         while True:
-            fds = [self.sock.fileno()] + [s.pidfd for s in self.sandboxes.values()]
-            ready, _, _ = select.select(fds, [], [])
+            watched = {self.sock.fileno(): None}
+            for sb in self.sandboxes.values():
+                watched[sb.pidfd] = sb
+                if sb.released and sb.status_buf is not None and not sb.status_eof:
+                    watched[sb.ch.status_r] = sb
+            ready, _, _ = select.select(list(watched), [], [])
             for fd in ready:
-                if fd == self.sock.fileno():
+                sb = watched[fd]
+                if sb is not None and sb.id not in self.sandboxes:
+                    continue  # reaped earlier in this round
+                if sb is None:
                     msg, stdio, _flags, _addr = socket.recv_fds(self.sock, MAX_MSG, 3)
                     if not msg:
                         self.shutdown()
                         return
                     self.handle(json.loads(msg), stdio)
+                elif fd == sb.pidfd:
+                    self.reap(sb)
                 else:
-                    for sb in list(self.sandboxes.values()):
-                        if sb.pidfd == fd:
-                            self.reap(sb)
+                    self.read_status(sb)
             self.refill_spares()
 
     def handle(self, msg: dict, stdio: list[int]) -> None:
@@ -332,15 +342,19 @@ class Launcher:
         if self.spares.get(sb.key) is sb:
             del self.spares[sb.key]
 
-    def reap(self, sb: Sandbox) -> None:
-        _, a_status = os.waitpid(sb.pid_a, 0)
-        if sb.spare:  # died while parked (killed from outside): forget it, the next launch builds
-            self._forget(sb)
-            sb.cgroup.remove()
-            return
-        lines = _read_until_eof(sb.ch.status_r, 0.5).splitlines()
+    def read_status(self, sb: Sandbox) -> None:
+        """pid 1 reports the command's status the moment it has it: tell the client at once,
+        without waiting for the namespaces to be torn down (A's exit, reaped later)."""
+        chunk = os.read(sb.ch.status_r, 4096)
+        sb.status_buf += chunk
+        lines = sb.status_buf.decode(errors="replace").splitlines()
         status = next((int(x[1:]) for x in lines if x.startswith("S")), None)
-        b_status = next((int(x[1:]) for x in lines if x.startswith("A")), None)
+        if status is not None:
+            self.report_exit(sb, status)
+        elif not chunk:  # pid 1 died without a word (SIGKILL): A's exit will tell, via its pidfd
+            sb.status_eof = True
+
+    def report_exit(self, sb: Sandbox, status: int) -> None:
         exec_errno = None
         os.set_blocking(sb.ch.ready_r, False)
         try:
@@ -349,10 +363,24 @@ class Launcher:
                     exec_errno = int(line[1:])
         except OSError:
             pass
-        if status is None:
-            status = b_status if b_status is not None else a_status
-        self._forget(sb)
+        sb.status_buf = None
         self.send({"op": "exited", "id": sb.id, "status": status, "exec_errno": exec_errno})
+
+    def reap(self, sb: Sandbox) -> None:
+        _, a_status = os.waitpid(sb.pid_a, 0)
+        if sb.spare:  # died while parked (killed from outside): forget it, the next launch builds
+            self._forget(sb)
+            sb.cgroup.remove()
+            return
+        if sb.status_buf is not None:  # not reported yet: whatever pid 1 and A left says it
+            text = (sb.status_buf + _read_until_eof(sb.ch.status_r, 0.5).encode()).decode(errors="replace")
+            lines = text.splitlines()
+            status = next((int(x[1:]) for x in lines if x.startswith("S")), None)
+            b_status = next((int(x[1:]) for x in lines if x.startswith("A")), None)
+            if status is None:
+                status = b_status if b_status is not None else a_status
+            self.report_exit(sb, status)
+        self._forget(sb)
 
     def shutdown(self) -> None:
         """The workbench is gone: nothing it started may outlive it."""
