@@ -147,6 +147,9 @@ class Syscall(Event):
     """Decoded arguments by name: {"pathname": "/etc/passwd", "flags": "O_RDONLY"}."""
     denied: bool = False
     """True when seccomp answered this syscall (no sys_enter was seen)."""
+    source: str = "host"
+    """`host` (our probes on the host kernel) or `gvisor` (the app's syscall as gVisor's Sentry
+    saw it, from its strace log: then `pid`/`tid` are the Sentry's own numbers, not host pids)."""
 
 
 @dataclass(frozen=True, slots=True)
