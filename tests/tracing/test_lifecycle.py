@@ -110,3 +110,24 @@ def test_without_root_compile_says_why_and_turns_every_probe_off():
     assert lines[0] == "eBPF tracing needs root: run as root (sudo), or pass --no-trace"
     assert lines[1] == str(sorted({(p, "off") for p in loader.PROBES}))
     assert out.stderr == ""
+
+
+def test_stop_from_a_subscriber_on_the_tracer_thread(make_tracer, sandboxes, recorder, workload, wait_for):
+    from workbench.core.events import ProcessExited
+
+    t = make_tracer()
+    t.compile()
+    held = sandboxes.launch([workload, "getppid", "23"])
+
+    def on_exit(ev):
+        if ev.pid == held.pid:
+            t.stats()  # subscribers may ask while the tracer works
+            t.stop()
+
+    recorder.bus.subscribe(on_exit, ProcessExited)
+    t.attach(held.cgroup_id, held.pid, held.pid)
+    t.start()
+    held.release()
+    assert held.wait() == 0
+    wait_for(lambda: [e for e in recorder.of(ProbeStatus) if e.state == "detached"], what="detached")
+    assert next(s.count for s in t.stats().stats if s.name == "getppid") == 23

@@ -61,7 +61,8 @@ class Tracer:
         self._attached = False
         self._stopped = False
         self._user_lost = 0
-        self._lost_reported = 0
+        self._lost_reported: dict[str, int] = {}
+        self._final_lost = 0
         self._last_stats = SyscallStats(ts_ns=now_ns(), stats=())
         self._root_pid = 0
         self._probes_on: list[str] = []
@@ -149,43 +150,53 @@ class Tracer:
                 self._decoder_thread.start()
 
     def stop(self) -> None:
-        """Drain, publish a final SyscallStats, detach and give the probes back. Idempotent."""
+        """Drain, publish a final SyscallStats, detach and give the probes back. Idempotent.
+
+        Safe from any thread, a bus subscriber included: called from one of our own threads it
+        hands the work to a new thread (ours cannot join themselves) and returns at once.
+        """
         with self._lock:
             if self._stopped:
                 return
+            if threading.current_thread() in (self._thread, self._decoder_thread):
+                threading.Thread(target=self.stop, name="workbench-tracer-stop", daemon=True).start()
+                return
             self._stopped = True
             self._stop.set()
-            thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
+            thread, loaded, attached = self._thread, self._loaded, self._attached
+        if thread is not None:
             thread.join()
-        with self._lock:
-            loaded = self._loaded
-            if loaded is None:
-                return
-            try:
-                if self._attached:
-                    self._set_config(mode=_MODE_OFF, cgroup_id=0, gate_tid=0, gate_open=0)
-                    loader.detach_all(loaded)
-                    self._poll_once(final=True)
-                    with self._chunks_cv:
-                        self._producer_done = True
-                        self._chunks_cv.notify_all()
-                    if self._decoder_thread is not None:
-                        self._decoder_thread.join()
-                    self._decode_pending()  # when start() was never called
-                    self._last_stats = SyscallStats(ts_ns=now_ns(), stats=self._read_stats())
-                    self.bus.publish(self._last_stats)
-                    self._publish_lost()
-                    for probe in self._probes_on:
-                        self.bus.publish(ProbeStatus(ts_ns=now_ns(), probe=probe, state="detached"))
-            finally:
+        if loaded is None:
+            return
+        # Not under self._lock: subscribers called from here may ask for stats() or lost().
+        try:
+            if attached:
+                self._set_config(mode=_MODE_OFF, cgroup_id=0, gate_tid=0, gate_open=0)
+                loader.detach_all(loaded)
+                self._poll_once(final=True)
+                with self._chunks_cv:
+                    self._producer_done = True
+                    self._chunks_cv.notify_all()
+                if self._decoder_thread is not None:
+                    self._decoder_thread.join()
+                self._decode_pending()  # when start() was never called
+                final = SyscallStats(ts_ns=now_ns(), stats=self._read_stats())
+                self._publish_lost()
+                with self._lock:
+                    self._last_stats = final
+                self.bus.publish(final)
+                for probe in self._probes_on:
+                    self.bus.publish(ProbeStatus(ts_ns=now_ns(), probe=probe, state="detached"))
+        finally:
+            with self._lock:
+                self._final_lost = self._total_lost()
                 self._attached = False
                 for reader in (self._ctrl, self._stream):
                     if reader is not None:
                         reader.close()
                 self._ctrl = self._stream = None
                 self._loaded = None
-                loader.release(loaded, keep=True)
+            loader.release(loaded, keep=True)
 
     def __enter__(self) -> Tracer:
         return self
@@ -203,9 +214,9 @@ class Tracer:
             return SyscallStats(ts_ns=now_ns(), stats=self._read_stats())
 
     def lost(self) -> int:
-        """Records lost so far: ring buffers full in the kernel, plus undecodable in user space."""
+        """Records lost so far: ring buffers full in the kernel, decoder queue full, undecodable."""
         with self._lock:
-            return self._kernel_lost() + self._user_lost + (self._decoder.errors if self._decoder else 0)
+            return self._total_lost()
 
     def pids(self) -> set[int]:
         """Host pids known to belong to the sandbox (root, gate, forked, exec'd)."""
@@ -236,12 +247,18 @@ class Tracer:
             bpf[name].clear()
         kernelmaps.zero_percpu_array(bpf[b"wb_sysrows"], range(_MAX_NR))
         kernelmaps.zero_percpu_array(bpf[b"wb_lost"], range(2))
-        self._user_lost = self._lost_reported = 0
+        self._user_lost = 0
+        self._lost_reported = {}
 
     def _kernel_lost(self) -> int:
         if self._loaded is None:
-            return self._lost_reported
+            return 0
         return sum(sums[0] for _i, sums in kernelmaps.percpu_rows(self._loaded.bpf[b"wb_lost"], 2))
+
+    def _total_lost(self) -> int:
+        if self._loaded is None:
+            return self._final_lost
+        return self._kernel_lost() + self._user_lost + (self._decoder.errors if self._decoder else 0)
 
     def _read_stats(self) -> tuple:
         assert self._loaded is not None
@@ -249,10 +266,14 @@ class Tracer:
         return kernelmaps.syscall_stats(bpf[b"wb_sysrows"], bpf[b"wb_errors"], _MAX_NR)
 
     def _publish_lost(self) -> None:
-        total = self._kernel_lost() + self._user_lost + (self._decoder.errors if self._decoder else 0)
-        if total > self._lost_reported:
-            self.bus.publish(EventsLost(ts_ns=now_ns(), count=total - self._lost_reported, source="kernel"))
-            self._lost_reported = total
+        """EventsLost for what was lost since the last call, by where it was lost."""
+        now = {"kernel": self._kernel_lost(),
+               "queue": self._user_lost + (self._decoder.errors if self._decoder else 0)}
+        for source, total in now.items():
+            new = total - self._lost_reported.get(source, 0)
+            if new > 0:
+                self._lost_reported[source] = total
+                self.bus.publish(EventsLost(ts_ns=now_ns(), count=new, source=source))
 
     def _run(self) -> None:
         # The poll thread only copies records out of the kernel's buffer: little CPU, but it must
