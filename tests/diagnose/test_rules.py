@@ -216,3 +216,13 @@ def test_a_successful_run_ranks_findings_lower():
     failed = diagnose(session(p, denied, exit_code=1), p.to_dict())[0]
     ok = diagnose(session(p, denied, exit_code=0), p.to_dict())[0]
     assert ok.score == pytest.approx(failed.score - 1.0)
+
+
+def test_relative_paths_resolve_against_the_traced_working_directory(tmp_path):
+    p = load("default")
+    chdir = sc("chdir", ret=0, t=0.1, path="/etc")
+    fork = ev.ProcessForked(ts_ns=T0 + int(0.2 * SEC), pid=8, ppid=7, comm="sh")
+    write = sc("openat", errno="EROFS", t=0.3, pid=8, args=(-100 & 0xFFFFFFFF, 0, os.O_WRONLY | os.O_CREAT, 0, 0, 0),
+               pathname="out")
+    f, _ = top(session(p, ev.SyscallBatch(ts_ns=T0, syscalls=(chdir,)), fork, write), p)
+    assert "/etc/out" in f.summary and f.fix_options == ()  # never the host's /etc made writable

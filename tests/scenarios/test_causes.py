@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import sys
 import threading
 
 import pytest
@@ -58,7 +57,7 @@ def test_path_on_the_host_but_not_in_the_sandbox(tmp_path):
     data = tmp_path / "input.txt"
     data.write_text("23\n")
     open_to_sandbox(data)
-    before, after = fails_then_fix_works(load("default"), ["cat", str(data)], "mount", "host-path-missing")
+    _, after = fails_then_fix_works(load("default"), ["cat", str(data)], "mount", "host-path-missing")
     assert after.stdout == b"23\n"
 
 
@@ -81,7 +80,7 @@ def test_write_to_the_read_only_root_is_named():
 def test_missing_capability_to_bind_a_low_port():
     p = apply_overrides(load("default"), net="loopback")
     code = "import socket; s = socket.socket(); s.bind(('127.0.0.1', 81)); print('bound')"
-    before, after = fails_then_fix_works(p, [PY, "-c", code], "capabilities", "missing-capability:net_bind_service")
+    _, after = fails_then_fix_works(p, [PY, "-c", code], "capabilities", "missing-capability:net_bind_service")
     assert after.stdout == b"bound\n"
 
 
@@ -152,7 +151,7 @@ def test_exec_of_a_binary_that_only_the_host_has(tmp_path):
     tool.write_text("#!/bin/sh\necho tool ran\n")
     tool.chmod(0o755)
     open_to_sandbox(tool)
-    before, after = fails_then_fix_works(load("default"), [str(tool)], "exec", "binary-missing")
+    _, after = fails_then_fix_works(load("default"), [str(tool)], "exec", "binary-missing")
     assert after.stdout == b"tool ran\n"
 
 
@@ -168,7 +167,7 @@ def test_exec_of_a_script_whose_interpreter_is_missing(tmp_path):
     open_to_sandbox(interp / "run")
     open_to_sandbox(app / "main")
     p = apply_overrides(load("default"), binds=[f"{app}:/tmp/app"])
-    before, after = fails_then_fix_works(p, ["/tmp/app/main"], "exec", "interpreter-missing")
+    _, after = fails_then_fix_works(p, ["/tmp/app/main"], "exec", "interpreter-missing")
     assert after.stdout == b"app ran\n"
 
 

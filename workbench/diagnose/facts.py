@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import errno as errno_mod
+import os
 import re
 from typing import Any, Iterable
 
@@ -43,6 +44,7 @@ class Facts:
         self.oom_kills = 0
         self.stderr = bytearray()
         self.notices: list[ev.Notice] = []
+        self.cwds: dict[int, str] = {}
         self.version = 0
         """Bumped when something a rule could use arrived (the live diagnoser re-runs on change)."""
 
@@ -54,10 +56,17 @@ class Facts:
                 if sc.ret < 0 and sc.errno:
                     self.failed.append(sc)
                     self.version += 1
+                elif sc.name == "chdir":
+                    self._chdir(sc)
         elif isinstance(event, ev.Syscall):
             if event.ret < 0 and event.errno:
                 self.failed.append(event)
                 self.version += 1
+            elif event.name == "chdir":
+                self._chdir(event)
+        elif isinstance(event, ev.ProcessForked):
+            if event.ppid in self.cwds:
+                self.cwds[event.pid] = self.cwds[event.ppid]
         elif isinstance(event, ev.SeccompDenial):
             if len(self.denials) < 10_000:
                 self.denials.append(event)
@@ -106,6 +115,19 @@ class Facts:
                 self.notices.append(event)
                 self.version += 1
 
+    def _chdir(self, sc: ev.Syscall) -> None:
+        path = sc.decoded.get("path")
+        if isinstance(path, str) and len(self.cwds) < 10_000:
+            self.cwds[sc.pid] = os.path.normpath(os.path.join(self.cwd_of(sc.pid), path))
+
+    def cwd_of(self, pid: int) -> str:
+        """The working directory of `pid` as far as the trace tells (chdir, inherited at fork)."""
+        return self.cwds.get(pid) or self.profile.get("cwd") or "/"
+
+    def paths(self, sc: ev.Syscall) -> list[str]:
+        """Absolute paths of a syscall's path arguments, relative ones resolved."""
+        return paths_of(sc, self.cwd_of(sc.pid))
+
     def add_all(self, events: Iterable[ev.Event]) -> Facts:
         for event in events:
             self.add(event)
@@ -146,9 +168,24 @@ def _short(value: Any) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def paths_of(sc: ev.Syscall) -> list[str]:
-    """The path arguments of a syscall, from its decoded arguments."""
-    return [v for v in sc.decoded.values() if isinstance(v, str) and v.startswith("/")]
+_RELATIVE_KEYS = ("pathname", "path", "oldpath", "newpath", "linkpath")
+_AT_FDCWD = (-100 & 0xFFFFFFFF, -100 & 0xFFFFFFFFFFFFFFFF, -100)
+
+
+def paths_of(sc: ev.Syscall, cwd: str | None = None) -> list[str]:
+    """The path arguments of a syscall, from its decoded arguments; relative ones are joined to
+    `cwd` when given (and when they are relative to the working directory, not to a dirfd)."""
+    out = []
+    for key, value in sc.decoded.items():
+        if not isinstance(value, str) or not value:
+            continue
+        if value.startswith("/"):
+            out.append(value)
+        elif cwd and key in _RELATIVE_KEYS and not (sc.name == "symlink" and key == "target"):
+            if sc.name.endswith("at") and sc.args and sc.args[0] not in _AT_FDCWD:
+                continue  # relative to a directory fd we cannot name
+            out.append(os.path.normpath(os.path.join(cwd, value)))
+    return out
 
 
 def sockaddr_of(sc: ev.Syscall) -> tuple[str, int | None] | None:

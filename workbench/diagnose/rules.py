@@ -9,16 +9,15 @@ evidence is to the failure.
 
 from __future__ import annotations
 
-import errno as errno_mod
 import os
 import signal as signal_mod
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from workbench.core import events as ev
-from workbench.diagnose.facts import Facts, paths_of, sockaddr_of
-from workbench.diagnose.fixes import allow_syscall, patch_lines, size_text
-from workbench.diagnose.view import SandboxView, read_interpreter, top_dir
+from workbench.diagnose.facts import Facts
+from workbench.diagnose.fixes import allow_syscall, patch_lines
+from workbench.diagnose.view import SandboxView, top_dir
 
 MAX_EVIDENCE = 6
 SIGSYS = int(signal_mod.SIGSYS)
@@ -32,6 +31,9 @@ NET_ERRNOS = ("ENETUNREACH", "EHOSTUNREACH", "ENETDOWN", "ECONNREFUSED", "EADDRN
 RESOLVE_ERRORS = ("name or service not known", "temporary failure in name resolution",
                   "could not resolve host", "nodename nor servname", "no address associated with hostname",
                   "name resolution", "getaddrinfo failed", "unknown host")
+SYSTEM_DIRS = ("/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot", "/root",
+               "/var", "/opt", "/srv", "/proc", "/sys", "/run", "/dev")
+"""Where the diagnosis never proposes binding the host's own directory writable."""
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC
 # Capabilities that a user namespace can never grant (they act on the whole machine).
 GLOBAL_CAPS = {"sys_module", "sys_time", "sys_boot", "sys_rawio", "syslog", "mac_admin", "mac_override"}
@@ -181,7 +183,7 @@ def missing_paths(f: Facts) -> list[Candidate]:
     for sc in f.failed:
         if sc.errno != "ENOENT" or sc.denied or sc.name in EXEC_CALLS:
             continue
-        for path in paths_of(sc):
+        for path in f.paths(sc):
             norm = os.path.normpath(path)
             if view.missing_but_on_host(norm):
                 groups.setdefault(norm, []).append(sc)
@@ -217,13 +219,13 @@ def readonly_writes(f: Facts) -> list[Candidate]:
     for sc in f.failed:
         if sc.errno != "EROFS":
             continue
-        paths = paths_of(sc) or ["(unknown path)"]
+        paths = f.paths(sc) or ["(unknown path)"]
         origin = view.origin(paths[0]) if paths[0].startswith("/") else None
         key = (origin.kind, origin.bind["dst"]) if origin and origin.kind == "bind" else ("rootfs", paths[0])
         groups.setdefault(key, []).append(sc)
     out = []
     for (kind, where), calls in groups.items():
-        first_path = (paths_of(calls[0]) or ["(unknown path)"])[0]
+        first_path = (f.paths(calls[0]) or ["(unknown path)"])[0]
         if kind == "bind":
             bind = next(b for b in f.profile.get("binds", []) if b["dst"] == where)
             options = ("--bind", f"{bind['src']}:{bind['dst']}:rw")
@@ -236,7 +238,7 @@ def readonly_writes(f: Facts) -> list[Candidate]:
         else:
             parent = os.path.dirname(first_path) or "/"
             summary = f"write to {first_path} failed: the sandbox's root filesystem is read-only"
-            if parent != "/" and os.path.isdir(parent):
+            if parent != "/" and os.path.isdir(parent) and top_dir(parent) not in SYSTEM_DIRS:
                 options = ("--bind", f"{parent}:{parent}:rw")
                 patch = {"filesystem": {"binds": [{"src": b["src"], "dst": b["dst"],
                                                    "mode": "ro" if b.get("readonly", True) else "rw"}
@@ -246,9 +248,10 @@ def readonly_writes(f: Facts) -> list[Candidate]:
             elif f.profile.get("rootfs", "/") != "/":
                 options, patch = (), {"filesystem": {"readonly_root": False}}
                 fix = _fix_text((), patch, "the rootfs is yours: let the sandbox write to it")
-            else:
+            else:  # a system directory: making the host's own writable would be bad advice
                 options, patch = (), {}
-                fix = "write under /tmp (private, writable) or bind a host directory writable with --bind SRC:DST:rw"
+                fix = (f"write under /tmp (private, writable), or bind a directory of yours there: "
+                       f"--bind DIR:{parent}:rw")
         out.append(Candidate("readonly-fs", "read-only-write", summary, 2.1,
                              _evidence([f.describe(sc) for sc in calls]), max(sc.ts_ns for sc in calls),
                              fix=fix, fix_options=options, fix_profile=patch, pid=calls[-1].pid,

@@ -6,7 +6,7 @@ import os
 import stat
 
 from workbench.core import events as ev
-from workbench.diagnose.facts import Facts, paths_of, sockaddr_of
+from workbench.diagnose.facts import Facts, sockaddr_of
 from workbench.diagnose.rules import (CAP_BY_SYSCALL, CHOWN_CALLS, GLOBAL_CAPS, SETID_CALLS, Candidate,
                                       _evidence, _fix_text, _writes)
 from workbench.diagnose.view import SandboxView
@@ -118,9 +118,10 @@ def _foreign_owner(f: Facts, host_uid: int, host_gid: int) -> list[Candidate]:
     view = SandboxView(f.profile)
     groups: dict[tuple, list[ev.Syscall]] = {}
     for sc in f.failed:
-        if sc.errno not in ("EACCES", "EPERM") or sc.denied or sc.name in ("bind", "socket"):
-            continue
-        for path in paths_of(sc):
+        if sc.errno not in ("EACCES", "EPERM") or sc.denied or sc.name in CAP_BY_SYSCALL \
+                or sc.name in ("bind", "socket", "connect"):
+            continue  # privileged operations: the capability rule speaks for them
+        for path in f.paths(sc):
             origin = view.origin(path)
             if origin.host_path is None:
                 continue

@@ -7,7 +7,7 @@ import ipaddress
 import os
 
 from workbench.core import events as ev
-from workbench.diagnose.facts import Facts, paths_of, sockaddr_of
+from workbench.diagnose.facts import Facts, sockaddr_of
 from workbench.diagnose.fixes import size_text
 from workbench.diagnose.rules import (EXEC_CALLS, FORK_CALLS, NET_ERRNOS, RESOLVE_ERRORS, SIGKILL, Candidate,
                                       _evidence, _fix_text)
@@ -208,7 +208,7 @@ def exec_failures(f: Facts) -> list[Candidate]:
     groups: dict[str, list[ev.Syscall]] = {}
     for sc in f.failed:
         if sc.name in EXEC_CALLS and not sc.denied:
-            paths = paths_of(sc)
+            paths = f.paths(sc)
             if paths and os.path.basename(paths[0]) not in started:  # a PATH search that found it later is fine
                 groups.setdefault(paths[0], []).append(sc)
     out = []
@@ -218,7 +218,7 @@ def exec_failures(f: Facts) -> list[Candidate]:
     for path, calls in groups.items():
         by_name.setdefault(os.path.basename(path), []).extend(calls)
     for base, calls in by_name.items():
-        tried = [p for sc in calls for p in paths_of(sc)]
+        tried = [p for sc in calls for p in f.paths(sc)]
         inside = next((p for p in tried if view.exists_inside(p)), None)
         if inside is not None:
             name = inside
