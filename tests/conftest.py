@@ -64,10 +64,27 @@ def _children() -> set[int]:
     return out
 
 
+def _mounts() -> set[tuple[str, str]]:
+    """(mount id, mount point) of the host's mounts, except those other test runs on this host make
+    under their own pytest directories (ours are under ours, and are checked)."""
+    mine = f"/tmp/pytest-of-{os.environ.get('USER', 'root')}/"
+    out = set()
+    for line in open("/proc/self/mountinfo").read().splitlines():
+        fields = line.split()
+        point = fields[4]
+        if point.startswith(mine) and _BASETEMP and not point.startswith(_BASETEMP):
+            continue
+        out.add((fields[0], point))
+    return out
+
+
+_BASETEMP: str | None = None
+
+
 def host_state() -> dict:
     return {
         "cgroups": _cgroups(),
-        "mounts": len(open("/proc/self/mountinfo").read().splitlines()),
+        "mounts": _mounts(),
         "netns": set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set(),
         "links": {n for n in os.listdir("/sys/class/net") if n.startswith("wb")},
         "bpf_fds": _bpf_fds(),
@@ -88,7 +105,9 @@ def wait_until(predicate, timeout: float = 10.0, what: str = "condition"):
 
 
 @pytest.fixture(autouse=True)
-def no_leaks():
+def no_leaks(tmp_path_factory):
+    global _BASETEMP
+    _BASETEMP = str(tmp_path_factory.getbasetemp()) + "/"
     before = host_state()
     yield
     # Dying processes leave cgroups and the process table asynchronously: give them a moment.
