@@ -193,6 +193,12 @@ def main() -> int:
         "delivered": min(delivered),
         "syscalls": max(aggregated),
         "seconds": {k: round(v, 4) for k, v in med.items()},
+        # Least-disturbed round of each subject: on a shared or noisy host the medians wander,
+        # the minimums show what the probes themselves cost.
+        "ratio_min": {k: round(min(v) / min(results["bare_small" if k == "strace" else "bare"]), 3)
+                      for k, v in results.items() if v and not k.startswith("bare")},
+        "aggregate_over_floor_min": round(min(results["aggregate"]) / min(results["floor"]), 3),
+        "stream_over_floor_min": round(min(results["stream"]) / min(results["floor"]), 3),
         "rounds": opts.rounds,
         "count": opts.count,
         "compile_s": round(compile_s, 3),
