@@ -156,14 +156,14 @@ class Facts:
 
     def describe(self, sc: ev.Syscall, note: str = "") -> str:
         """One evidence line: 't+0.012s pid 7 (mkdir) mkdir(pathname="/x") = -1 EPERM [seccomp]'."""
-        args = ", ".join(f"{k}={_short(v)}" for k, v in sc.decoded.items()) if sc.decoded else \
+        args = ", ".join(f"{k}={short(v)}" for k, v in sc.decoded.items()) if sc.decoded else \
             ", ".join(hex(a) for a in sc.args[:3])
         result = f"-1 {sc.errno}" if sc.errno else str(sc.ret)
         tail = f" [{note}]" if note else (" [seccomp]" if sc.denied else "")
         return f"{self.when(sc.ts_ns)} pid {sc.pid} ({sc.comm}) {sc.name}({args}) = {result}{tail}"
 
 
-def _short(value: Any) -> str:
+def short(value: Any) -> str:
     text = f'"{value}"' if isinstance(value, str) else str(value)
     return text if len(text) <= 120 else text[:117] + "..."
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from workbench.core import events as ev
-from workbench.diagnose.facts import Facts
+from workbench.diagnose.facts import Facts, short
 from workbench.diagnose.fixes import allow_syscall, patch_lines
 from workbench.diagnose.view import SandboxView, top_dir
 
@@ -127,7 +127,7 @@ def seccomp_denials(f: Facts) -> list[Candidate]:
                                           "rule": d.rule, "last": 0, "pid": d.pid, "args": d.args})
         g["count"] += 1
         g["last"] = max(g["last"], d.ts_ns)
-        args = ", ".join(f"{k}={v!r}" for k, v in d.args.items())
+        args = ", ".join(f"{k}={short(v)}" for k, v in d.args.items())
         g["lines"].append(f"{f.when(d.ts_ns)} pid {d.pid} ({d.comm}) {d.syscall}({args}) refused by seccomp "
                           f"({d.action}{' ' + d.errno if d.errno else ''})")
     from_events = set(groups)
