@@ -22,6 +22,7 @@ import errno as errno_mod
 import json
 import os
 import signal
+import stat
 import subprocess
 import time
 
@@ -94,6 +95,33 @@ def bwrap_args(p: Profile, command: list[str], env: dict[str, str], *, block_fd:
     return a + ["--", *command]
 
 
+def _searchable_by(path: str, uid: int, gid: int) -> bool:
+    """Can `uid`/`gid` (no capabilities) walk down to `path`? Unprivileged bwrap resolves every
+    source itself, so a 0700 parent (pytest's, a home directory) stops it."""
+    parts = os.path.abspath(path).split("/")
+    for i in range(1, len(parts)):
+        d = "/".join(parts[:i]) or "/"
+        try:
+            st = os.stat(d)
+        except OSError:
+            return False
+        bit = stat.S_IXUSR if st.st_uid == uid else stat.S_IXGRP if st.st_gid == gid else stat.S_IXOTH
+        if not st.st_mode & bit:
+            return False
+    return True
+
+
+def check_reachable(p: Profile) -> None:
+    """With a user namespace bwrap runs as host_uid: every source must be reachable by it."""
+    if not p.namespaces["user"]:
+        return
+    for label, src in [("filesystem.rootfs", p.rootfs)] + [(f"bind {b.src}", b.src) for b in p.binds]:
+        if not _searchable_by(src, p.host_uid, p.host_gid):
+            raise UsageError(f"{label}: {src} is not reachable by uid {p.host_uid}, which bwrap runs as "
+                             "(a parent directory is not searchable)",
+                             "make its parents searchable (chmod o+x), or use --backend native")
+
+
 def _export_seccomp(p: Profile) -> int | None:
     """The profile's filter as a classic-BPF program in a memfd, or None when seccomp is off."""
     flt = security.build_filter(p.to_dict()["seccomp"])
@@ -146,6 +174,7 @@ class BwrapSandbox:
         p = self.plan.profile
         t0 = time.monotonic()
         tool = held.require("bwrap", "bubblewrap")
+        check_reachable(p)
         path = held.resolve_command(p, self.plan.command[0], self.plan.env.get("PATH", ""), p.cwd)
         command = [path, *self.plan.command[1:]]
         self.cgroup = cgroups.create(p.memory, p.pids, p.cpus)

@@ -31,6 +31,10 @@ _UNIT_NS = {"ns": 1, "µs": 1_000, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_
 # Kernel-internal restart codes the Sentry shows as errnos; Python's errno module has no names.
 _INTERNAL_ERRNO = {512: "ERESTARTSYS", 513: "ERESTARTNOINTR", 514: "ERESTARTNOHAND",
                    516: "ERESTART_RESTARTBLOCK"}
+# Syscalls libc probes and falls back from on ENOSYS: gVisor lacking them is not a failure's cause.
+# (gVisor's own message says "likely that you can safely ignore" for every unsupported syscall.)
+FALLBACK_SYSCALLS = frozenset({"rseq", "clone3", "faccessat2", "close_range", "statx", "openat2",
+                               "epoll_pwait2", "futex_waitv", "membarrier"})
 _SPECIAL_VALUES = {"AT_FDCWD": -100, "null": 0}
 ARG_TEXT_MAX = 256
 
@@ -111,8 +115,6 @@ class StraceParser:
     def __init__(self, clock: Clock | None = None):
         self.clock = clock or Clock.now()
         self._unsupported_seen: set[str] = set()
-        self.harmless: set[str] = set()
-        """Syscalls gVisor said the app can do without (compat.go: "safely ignore")."""
         self.lines = 0
         self.skipped = 0
         """strace-looking lines it could not read (a format change: they are counted, not guessed)."""
@@ -154,7 +156,7 @@ class StraceParser:
             decoded["pathname"] = paths[0]
         if len(paths) > 1:
             decoded["newpath"] = paths[1]
-        if errno == "ENOSYS" and name in self.harmless:
+        if errno == "ENOSYS" and name in FALLBACK_SYSCALLS:
             decoded["gvisor_harmless"] = True  # libc falls back; not a reason for a failure
         nr = syscalls.number_of(name)
         raw = tuple(raw_value(a) for a in args[:6])
@@ -170,11 +172,9 @@ class StraceParser:
         if name in self._unsupported_seen:
             return None
         self._unsupported_seen.add(name)
-        if "safely ignore" in rest:
-            self.harmless.add(name)
-            # glibc probes rseq, clone3... and falls back: saying "unsupported" would make every
-            # failing gVisor run blame gVisor.
+        if name in FALLBACK_SYSCALLS:
+            # Saying "unsupported" here would make every failing gVisor run blame gVisor.
             return Notice("info", f"gVisor lacks {name}; the app is expected to fall back (harmless)",
                           "gvisor", ts_ns=ts)
-        return Notice("warning", f"gVisor: unsupported syscall {name}({args[:120]}) {rest}".strip(),
-                      "gvisor", ts_ns=ts)
+        return Notice("warning", f"gVisor: unsupported syscall {name}({args[:120]}): the Sentry "
+                      "answered ENOSYS", "gvisor", ts_ns=ts)
