@@ -141,7 +141,8 @@ def _known(table: Any, keys: set[str], where: str) -> dict:
 
 def from_dict(data: dict[str, Any], source: str, path: str = "") -> Lesson:
     w = source
-    _known(data, {"name", "title", "layer", "order", "summary", "explanation", "look", "steps", "files"}, w)
+    _known(data, {"name", "title", "layer", "order", "summary", "explanation", "look", "steps", "files",
+                  "commands"}, w)
     name = _get(data, "name", str, w)
     if source.endswith(".toml") and name != Path(source).stem:
         raise LessonError(f"{w}: name {name!r} differs from the file name", "rename one of them")
@@ -153,7 +154,11 @@ def from_dict(data: dict[str, Any], source: str, path: str = "") -> Lesson:
         if pane not in PANES:
             raise LessonError(f"{at}.pane: {pane!r} is not a pane", f"use one of {', '.join(PANES)}")
         look.append(Look(pane, _get(item, "what", str, at)))
-    steps = tuple(_step(s, f"{w}: steps[{i}]") for i, s in enumerate(_get(data, "steps", list, w)))
+    commands = _get(data, "commands", dict, w, {})
+    for key, value in commands.items():
+        if not isinstance(value, list) or not value or not all(isinstance(a, str) for a in value):
+            raise LessonError(f"{w}: commands.{key}: expected a list of strings, argv style")
+    steps = tuple(_step(s, f"{w}: steps[{i}]", commands) for i, s in enumerate(_get(data, "steps", list, w)))
     if not steps:
         raise LessonError(f"{w}: steps: empty", "a lesson needs at least one step")
     files = _get(data, "files", dict, w, {})
@@ -166,10 +171,15 @@ def from_dict(data: dict[str, Any], source: str, path: str = "") -> Lesson:
                   files=dict(files), path=path)
 
 
-def _step(data: Any, w: str) -> Step:
+def _step(data: Any, w: str, commands: dict[str, list[str]]) -> Step:
     _known(data, {"name", "title", "command", "profile", "set", "options", "backend", "trace", "layer_on",
                   "explain", "checks"}, w)
-    command = _get(data, "command", list, w)
+    command = _get(data, "command", (list, str), w)
+    if isinstance(command, str):  # the name of a command shared by the lesson's steps
+        if command not in commands:
+            raise LessonError(f"{w}.command: no command {command!r} in the lesson's [commands]",
+                              f"define it there, or give an argv list (known: {', '.join(commands) or 'none'})")
+        command = commands[command]
     if not command or not all(isinstance(a, str) for a in command):
         raise LessonError(f"{w}.command: expected a list of strings, argv style")
     options = _get(data, "options", dict, w, {})
