@@ -13,6 +13,7 @@ host-side view then shows what a gVisor launch costs. `runsc do` honours little 
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import shutil
@@ -108,7 +109,10 @@ class GvisorSandbox:
         p = self.plan.profile
         t0 = time.monotonic()
         tool = held.require("runsc", "runsc")
-        path = held.resolve_command(p, self.plan.command[0], self.plan.env.get("PATH", ""), p.cwd)
+        # runsc do shows the rootfs's own /tmp (under its overlay), and has no binds.
+        p_view = dataclasses.replace(p, binds=[])
+        path = held.resolve_command(p_view, self.plan.command[0], self.plan.env.get("PATH", ""), p.cwd,
+                                    private=("/dev", "/proc"))
         if any(stat.S_ISREG(os.fstat(fd).st_mode) for fd in self._stdio[1:]):
             self._notice("warning", "runsc writes a regular file given as stdout/stderr from offset 0, "
                          "over what it held; use a pipe")

@@ -110,20 +110,24 @@ def namespaces_of(pid: int) -> dict[str, dict]:
     return out
 
 
-def host_path(profile, inside: str) -> str | None:
+PRIVATE_MOUNTS = ("/tmp", "/dev", "/proc")
+
+
+def host_path(profile, inside: str, private: tuple[str, ...] = PRIVATE_MOUNTS) -> str | None:
     """Where a path of the sandbox's view lives on the host (binds first, then the rootfs); None
     for our private mounts (/tmp, /dev, /proc), which start empty or synthetic."""
     inside = os.path.normpath(inside)
     for bind in sorted(profile.binds, key=lambda b: -len(b.dst)):
         if inside == bind.dst or inside.startswith(bind.dst.rstrip("/") + "/"):
             return bind.src + inside[len(bind.dst):]
-    for private in ("/tmp", "/dev", "/proc"):
-        if inside == private or inside.startswith(private + "/"):
+    for mount in private:
+        if inside == mount or inside.startswith(mount + "/"):
             return None
     return os.path.join(profile.rootfs, inside.lstrip("/"))
 
 
-def resolve_command(profile, name: str, path_env: str, cwd: str = "/") -> str:
+def resolve_command(profile, name: str, path_env: str, cwd: str = "/",
+                    private: tuple[str, ...] = PRIVATE_MOUNTS) -> str:
     """The command's absolute path in the sandbox's view, so 127 and 126 are told apart before
     anything is built (as the native launcher does). Raises CommandNotFound/CommandNotExecutable."""
     from workbench.core.errors import CommandNotExecutable, CommandNotFound
@@ -134,7 +138,7 @@ def resolve_command(profile, name: str, path_env: str, cwd: str = "/") -> str:
         candidates = [os.path.join(d or ".", name) for d in path_env.split(":")]
     not_exec = None
     for inside in candidates:
-        host = host_path(profile, inside)
+        host = host_path(profile, inside, private)
         if host is None or not os.path.isfile(host):
             continue
         if os.access(host, os.X_OK):
