@@ -61,8 +61,8 @@ def _output(path: str | None) -> Iterator[IO[str]]:
 
 
 def _exit_words(meta: dict) -> str:
-    e = meta.get("exit") or {}
-    if not e:
+    e = meta.get("exit")
+    if not isinstance(e, dict) or not e:
         return "did not finish (the recording has no exit)"
     if e.get("exec_error"):
         return f"could not start ({e['exec_error']}), exit {e.get('exit_code')}"
@@ -73,14 +73,16 @@ def _exit_words(meta: dict) -> str:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     with open_recording(args.recording) as rec:
-        findings = diagnose(rec.events(), rec.meta.get("profile") or None)
         meta = rec.meta
+        profile = meta.get("profile") if isinstance(meta.get("profile"), dict) else None
+        findings = diagnose(rec.events(), profile)
     if args.json:
         print(json.dumps([{"layer": f.layer, "summary": f.summary, "evidence": list(f.evidence), "fix": f.fix,
                            "fix_options": list(f.fix_options), "fix_profile": f.fix_profile, "rule": f.rule,
                            "score": f.score} for f in findings], indent=2))
         return 0
-    command = " ".join(meta.get("command") or []) or "?"
+    command = meta.get("command")
+    command = " ".join(map(str, command)) if isinstance(command, list) and command else "?"
     print(f"{command}: {_exit_words(meta)}")
     if not findings:
         print("no isolation layer explains a failure in this recording")
@@ -107,7 +109,7 @@ def _counts(rec) -> dict[str, int]:
 def cmd_profile(args: argparse.Namespace) -> int:
     with open_recording(args.recording) as rec:
         counts = _counts(rec)
-        profile = rec.meta.get("profile") or {}
+        profile = rec.meta.get("profile") if isinstance(rec.meta.get("profile"), dict) else {}
     if not counts:
         raise UsageError(f"{args.recording}: the recording has no syscalls",
                          "record the run with tracing on (without --no-trace)")

@@ -84,7 +84,7 @@ class Facts:
                 del self.stderr[:-STDERR_TAIL]
         elif isinstance(event, ev.SessionStarted):
             self.command, self.backend = tuple(event.command), event.backend
-            if event.profile and not self.profile:
+            if isinstance(event.profile, dict) and event.profile and not self.profile:
                 self.profile = dict(event.profile)
         elif isinstance(event, ev.SandboxReady):
             self.main_pid = event.pid

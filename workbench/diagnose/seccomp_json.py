@@ -50,6 +50,38 @@ def _applies(rule: dict[str, Any]) -> bool:
     return True
 
 
+class _Checker:
+    """Type checks that name the place in the file: 'seccomp.json: syscalls[2].names: expected ...'."""
+
+    def __init__(self, path: str):
+        self.path = str(path)
+
+    def fail(self, where: str, what: str) -> ProfileError:
+        return ProfileError(f"{self.path}: {where}" if where else self.path, what,
+                            "give a Docker or OCI seccomp JSON profile")
+
+    def strings(self, value: Any, where: str) -> list[str]:
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(where, f"expected a list of strings, got {json.dumps(value)[:60]}")
+        return value
+
+    def number(self, value: Any, where: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value not in errno_mod.errorcode:
+            raise self.fail(where, f"expected an errno number, got {json.dumps(value)[:60]}")
+        return value
+
+    def table(self, value: Any, where: str) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(where, f"expected an object, got {json.dumps(value)[:60]}")
+        for key in ("caps", "arches"):
+            self.strings(value.get(key), f"{where}.{key}")
+        return value
+
+
 def load_docker(path: str) -> dict[str, Any]:
     """A Docker or OCI seccomp JSON file as a profile's `seccomp` table (plain data for
     `workbench.sandbox.profile.from_dict`). ProfileError (one line) when it cannot be used."""
@@ -60,23 +92,37 @@ def load_docker(path: str) -> dict[str, Any]:
         raise ProfileError(str(path), f"cannot read the seccomp profile ({exc.strerror})") from None
     except ValueError as exc:
         raise ProfileError(str(path), f"not valid JSON ({exc})", "give a Docker or OCI seccomp profile") from None
+    check = _Checker(path)
     if isinstance(data, dict) and isinstance(data.get("linux"), dict):  # a whole OCI config.json
         data = data["linux"].get("seccomp") or {}
     if not isinstance(data, dict) or "defaultAction" not in data:
         raise ProfileError(str(path), "not a seccomp profile (no defaultAction)",
                            "give a Docker or OCI seccomp JSON profile")
     default = data["defaultAction"]
-    if default not in ALLOWS and default not in _ACTIONS:
-        raise ProfileError(str(path), f"unknown defaultAction {default!r}")
+    if not isinstance(default, str) or (default not in ALLOWS and default not in _ACTIONS):
+        raise check.fail("defaultAction", f"unknown action {json.dumps(default)[:60]}")
     allow_by_default = default in ALLOWS
+    rules = data.get("syscalls")
+    if rules is not None and not isinstance(rules, list):
+        raise check.fail("syscalls", "expected a list of rules")
     listed: dict[str, None] = {}
     actions: collections.Counter[str] = collections.Counter()
     errnos: collections.Counter[int] = collections.Counter()
-    for i, rule in enumerate(data.get("syscalls") or []):
+    for i, rule in enumerate(rules or []):
+        where = f"syscalls[{i}]"
         if not isinstance(rule, dict):
-            raise ProfileError(str(path), f"syscalls[{i}] is not an object")
-        names = list(rule.get("names") or []) + ([rule["name"]] if rule.get("name") else [])
-        action = rule.get("action", "")
+            raise check.fail(where, "expected an object")
+        names = list(check.strings(rule.get("names"), f"{where}.names"))
+        if rule.get("name") is not None:
+            if not isinstance(rule["name"], str):
+                raise check.fail(f"{where}.name", "expected a string")
+            names.append(rule["name"])
+        action = rule.get("action")
+        if not isinstance(action, str) or (action not in ALLOWS and action not in _ACTIONS):
+            raise check.fail(f"{where}.action", f"unknown action {json.dumps(action)[:60]}")
+        check.table(rule.get("includes"), f"{where}.includes")
+        check.table(rule.get("excludes"), f"{where}.excludes")
+        errno_ret = check.number(rule["errnoRet"], f"{where}.errnoRet") if "errnoRet" in rule else None
         if not _applies(rule):
             continue
         allows = action in ALLOWS
@@ -85,12 +131,13 @@ def load_docker(path: str) -> dict[str, Any]:
         # An allow with argument conditions (Docker's clone, personality...) is allowed outright:
         # our table has no conditions, and refusing would break what the profile means to allow.
         for name in names:
-            if isinstance(name, str) and known_syscall(name):
+            if known_syscall(name):
                 listed[name] = None
         if not allows:
-            actions[_ACTIONS.get(action, "errno")] += len(names)
-            if "errnoRet" in rule:
-                errnos[int(rule["errnoRet"])] += len(names)
+            actions[_ACTIONS[action]] += len(names)
+            if errno_ret is not None:
+                errnos[errno_ret] += len(names)
+    default_errno = check.number(data.get("defaultErrnoRet", errno_mod.EPERM), "defaultErrnoRet")
     if not allow_by_default and "clone3" not in listed and known_syscall("clone3"):
         # Docker answers clone3 with ENOSYS so libc falls back to clone; an allow-list would answer
         # EPERM, on which glibc does not fall back and every fork fails. Allow it instead.
@@ -98,15 +145,15 @@ def load_docker(path: str) -> dict[str, Any]:
     if allow_by_default:
         mode = "deny"
         action = actions.most_common(1)[0][0] if actions else "errno"
-        errno_value = errnos.most_common(1)[0][0] if errnos else int(data.get("defaultErrnoRet", errno_mod.EPERM))
+        errno_value = errnos.most_common(1)[0][0] if errnos else default_errno
     else:
         mode = "allow"
         action = _ACTIONS[default]
-        errno_value = int(data.get("defaultErrnoRet", errno_mod.EPERM))
+        errno_value = default_errno
     if mode == "allow" and not listed:
         raise ProfileError(str(path), "the profile allows no syscall this machine knows",
                            "check its architectures and names")
-    return {"mode": mode, "action": action, "errno": errno_mod.errorcode.get(errno_value, "EPERM"),
+    return {"mode": mode, "action": action, "errno": errno_mod.errorcode[errno_value],
             "syscalls": list(listed), "deny_clone_newuser": mode == "deny"}
 
 

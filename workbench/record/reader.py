@@ -58,8 +58,14 @@ def _check_file(path: str) -> None:
     page_size = int.from_bytes(header[16:18], "big")
     page_size = 65536 if page_size == 1 else page_size
     pages = int.from_bytes(header[28:32], "big")
-    # The in-header page count is valid when the change counter matches "version-valid-for".
-    if header[24:28] == header[92:96] and pages and size < pages * page_size:
+    # The in-header page count is valid when the change counter matches "version-valid-for". With
+    # a WAL beside the file (a crash, a full disk mid-checkpoint) the main file may legitimately be
+    # shorter: SQLite reads the missing pages from the WAL, and damage shows up while reading.
+    try:
+        wal = os.path.getsize(path + "-wal")
+    except OSError:
+        wal = 0
+    if not wal and header[24:28] == header[92:96] and pages and size < pages * page_size:
         raise _damaged(path, f"{size} bytes where the header announces {pages * page_size}")
 
 
@@ -78,8 +84,8 @@ class Recording:
                                      "give a file made with --record") from None
             raise _damaged(self.path, str(exc)) from None
         try:
-            self.meta: dict[str, Any] = {k: json.loads(v) for k, v in rows}
-        except ValueError as exc:
+            self.meta: dict[str, Any] = {str(k): json.loads(v) for k, v in rows}
+        except (ValueError, TypeError) as exc:
             raise _damaged(self.path, f"meta table: {exc}") from None
         if self.meta.get("format") != FORMAT_NAME:
             raise RecordingError(f"{self.path}: an SQLite file but not a workbench recording",
@@ -126,6 +132,10 @@ class Recording:
             yield from self._decode(cursor)
         except sqlite3.DatabaseError as exc:
             raise _damaged(self.path, str(exc)) from None
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+            # A damaged row (bad JSON, a field missing or of the wrong type): the file is not
+            # what the recorder wrote.
+            raise _damaged(self.path, f"an event does not decode: {type(exc).__name__}: {exc}") from None
 
     def _decode(self, cursor: sqlite3.Cursor) -> Iterator[Event]:
         loads = json.loads
@@ -176,6 +186,8 @@ class Recording:
                               decoded, bool(r[9]))
         except sqlite3.DatabaseError as exc:
             raise _damaged(self.path, str(exc)) from None
+        except (ValueError, TypeError) as exc:
+            raise _damaged(self.path, f"a syscall does not decode: {type(exc).__name__}: {exc}") from None
 
     def close(self) -> None:
         self._db.close()
