@@ -44,14 +44,17 @@ def test_second_tracer_reuses_the_loaded_probes_with_fresh_counts(make_tracer, s
     assert len([s for s in recorder.syscalls() if s.name == "getppid" and s.pid == held.pid]) == 29
 
 
-def test_stopped_tracer_leaves_no_hook_attached(make_tracer, sandboxes, workload):
+def test_stopped_tracer_leaves_no_syscall_hook_and_counts_nothing(make_tracer, sandboxes, workload):
     t = make_tracer()
     t.compile()
     loaded = t._loaded
-    session(t, sandboxes, [workload, "getppid", "3"])
-    assert loaded.bpf.raw_tracepoint_fds == {} and loaded.bpf.tracepoint_fds == {}
+    held = session(t, sandboxes, [workload, "getppid", "3"])
+    assert loaded.bpf.raw_tracepoint_fds == {}  # the per-syscall hooks are off the host
+    config = loaded.bpf[b"wb_config"][0]
+    assert (config.mode, config.cgroup_id) == (0, 0)  # the cached rest is filtered to nothing
     t.stop()  # idempotent
     assert loader.release_cached() == 1  # and the leak check of tests/conftest.py sees no bpf fd
+    assert held.proc.returncode == 0
 
 
 def test_lost_records_are_counted_exactly(make_tracer, sandboxes, recorder, workload):

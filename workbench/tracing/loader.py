@@ -155,10 +155,10 @@ def _compile(options: Options) -> Loaded:
     with tempfile.NamedTemporaryFile(prefix="workbench-bcc-", suffix=".log") as log:
         try:
             with _stderr_to(log.name):
+                # bcc attaches the TRACEPOINT_PROBEs as it loads them. They stay: with the filter
+                # off they return after one array lookup, and detaching an ordinary tracepoint
+                # costs ~70 ms each here (the kernel waits for a grace period).
                 bpf = BPF(text=text.encode(), cflags=options.cflags())
-                # bcc attached the TRACEPOINT_PROBEs on load; hooks wait for attach().
-                for tp in list(bpf.tracepoint_fds):
-                    bpf.detach_tracepoint(tp)
                 for fn in RAW_TRACEPOINTS.values():
                     bpf.load_func(fn.encode(), BPF.RAW_TRACEPOINT)
         except Exception as exc:
@@ -237,6 +237,8 @@ def attach_all(loaded: Loaded) -> list[tuple[str, str]]:
     bpf, failed = loaded.bpf, []
     with _stderr_to(os.devnull):
         for tp, fn in TRACEPOINTS.items():
+            if tp.encode() in bpf.tracepoint_fds:
+                continue  # attached at load, filtered off between sandboxes
             try:
                 bpf.attach_tracepoint(tp=tp.encode(), fn_name=fn.encode())
             except Exception as exc:  # one missing tracepoint turns one view off, not all
@@ -250,12 +252,13 @@ def attach_all(loaded: Loaded) -> list[tuple[str, str]]:
 
 
 def detach_all(loaded: Loaded) -> None:
+    """Take the syscall hooks off (they run on every syscall of the host). The process and
+    signal tracepoints stay on a cached object, inert with the filter off (see _compile);
+    freeing the object (release, release_cached) detaches them too."""
     bpf = loaded.bpf
     with _stderr_to(os.devnull):
         for tp in list(bpf.raw_tracepoint_fds):
             bpf.detach_raw_tracepoint(tp)
-        for tp in list(bpf.tracepoint_fds):
-            bpf.detach_tracepoint(tp)
 
 
 def dump(loaded: Loaded) -> str:

@@ -186,7 +186,8 @@ class Tracer:
                     self._last_stats = final
                 self.bus.publish(final)
                 for probe in self._probes_on:
-                    self.bus.publish(ProbeStatus(ts_ns=now_ns(), probe=probe, state="detached"))
+                    self.bus.publish(ProbeStatus(ts_ns=now_ns(), probe=probe, state="detached",
+                                                 compile_s=loaded.compile_s))
         finally:
             with self._lock:
                 self._final_lost = self._total_lost()
