@@ -33,6 +33,9 @@ class Facts:
     stderr: str = ""
     events: list[ev.Event] = field(default_factory=list)
     """Every event but the syscall stream (counts are in the report)."""
+    stream: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    """Syscall stream counts by source (`host`: our probes, `gvisor`: the Sentry's log), then name:
+    {"count": n, "errors": {errno: n}}. The report's `syscalls` are the exact in-kernel counts."""
     host: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Host path -> {"exists": bool, "uid": int, "gid": int, "mode": int} after the run."""
     scratch: str = ""
@@ -255,7 +258,11 @@ def _finding(spec: dict, facts: Facts) -> tuple[bool, str]:
 
 def _syscall(spec: dict, facts: Facts) -> tuple[bool, str]:
     name = spec["name"]
-    stat = facts.report.get("syscalls", {}).get(name)
+    if "source" in spec:  # one view only: the host's probes or gVisor's Sentry
+        stat = facts.stream.get(spec["source"], {}).get(name)
+        name = f"{name} (seen by {spec['source']})"
+    else:
+        stat = facts.report.get("syscalls", {}).get(name)
     count = stat["count"] if stat else 0
     errors = stat["errors"] if stat else {}
     if "errno" in spec:

@@ -129,7 +129,10 @@ class Collector:
         self._unsubscribe = bus.subscribe(self)
 
     def __call__(self, e: ev.Event) -> None:
-        if isinstance(e, (ev.SyscallBatch, ev.Syscall, ev.SyscallStats)):
+        if isinstance(e, (ev.SyscallBatch, ev.Syscall)):
+            self._count(e.syscalls if isinstance(e, ev.SyscallBatch) else (e,))
+            return
+        if isinstance(e, ev.SyscallStats):
             return
         with self._lock:
             if isinstance(e, ev.Output):
@@ -139,11 +142,20 @@ class Collector:
             if isinstance(e, ev.SessionEnded):
                 self.facts.ended = True
 
+    def _count(self, syscalls) -> None:
+        with self._lock:
+            for s in syscalls:
+                entry = self.facts.stream.setdefault(s.source, {}).setdefault(s.name, {"count": 0, "errors": {}})
+                entry["count"] += 1
+                if s.errno:
+                    entry["errors"][s.errno] = entry["errors"].get(s.errno, 0) + 1
+
     def snapshot(self, report: dict[str, Any], host_paths: list[str] = (), ended: bool | None = None) -> Facts:
         """The facts as of now (a copy: checks may run on it while events keep coming)."""
         with self._lock:
             f = Facts(report=report, stdout=_text(self._out["stdout"]), stderr=_text(self._out["stderr"]),
                       events=list(self.facts.events), scratch=self.facts.scratch,
+                      stream=copy.deepcopy(self.facts.stream),
                       ended=self.facts.ended if ended is None else ended)
         f.host = snapshot_host([p.replace("{scratch}", f.scratch) for p in host_paths])
         return f
