@@ -168,6 +168,13 @@ class BwrapSandbox:
         self._released_at: float | None = None
         self.exited_at: float | None = None
 
+    def attach_bus(self, bus) -> None:
+        """Publish what of the profile bwrap cannot honour, as Notices (source `bwrap`)."""
+        from workbench.core.events import Notice
+
+        for text in self.notices:
+            bus.publish(Notice("info", f"bwrap cannot honour {text}", "bwrap"))
+
     # --- launch --------------------------------------------------------------------------------
 
     def launch(self) -> None:

@@ -90,6 +90,7 @@ class GvisorSandbox:
         """Syscalls of the app seen in gVisor's strace log so far."""
         self._stdio = stdio
         self._bus = None
+        self._said = False
         self._holder: held.Held | None = None
         self._tmp: str | None = None
         self._follower: threading.Thread | None = None
@@ -100,8 +101,21 @@ class GvisorSandbox:
 
     def attach_bus(self, bus) -> None:
         """Publish the app's syscalls (source gvisor) and gVisor's notices on `bus`. Call before
-        `launch`; without it the backend runs but the Sentry's view is not followed."""
+        `release` (before `launch` to also get launch-time notices first); without it the backend
+        runs but the Sentry's view is not followed."""
         self._bus = bus
+        if self._holder is not None:
+            self._say_limitations()
+
+    def _say_limitations(self) -> None:
+        if self._said:
+            return
+        self._said = True
+        if any(stat.S_ISREG(os.fstat(fd).st_mode) for fd in self._stdio[1:]):
+            self._notice("warning", "runsc writes a regular file given as stdout/stderr from offset 0, "
+                         "over what it held; use a pipe")
+        for text in self.notices:
+            self._notice("info", f"gvisor cannot honour {text}")
 
     # --- launch --------------------------------------------------------------------------------
 
@@ -113,11 +127,8 @@ class GvisorSandbox:
         p_view = dataclasses.replace(p, binds=[])
         path = held.resolve_command(p_view, self.plan.command[0], self.plan.env.get("PATH", ""), p.cwd,
                                     private=("/dev", "/proc"))
-        if any(stat.S_ISREG(os.fstat(fd).st_mode) for fd in self._stdio[1:]):
-            self._notice("warning", "runsc writes a regular file given as stdout/stderr from offset 0, "
-                         "over what it held; use a pipe")
-        for text in self.notices:
-            self._notice("info", f"gvisor cannot honour {text}")
+        if self._bus is not None:
+            self._say_limitations()
         self.cgroup = cgroups.create(p.memory, p.pids, p.cpus)
         try:
             self._tmp = tempfile.mkdtemp(prefix="workbench-gvisor-")
