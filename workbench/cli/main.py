@@ -88,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
         analysis = None
     if analysis is not None:
         analysis.register(sub)
+    from workbench.cli import learn
+
+    learn.register(sub)
+    from workbench.cli import backends
+
+    backends.register(sub)
     return parser
 
 
