@@ -29,6 +29,8 @@ def every_event() -> list[ev.Event]:
         syscall(0, ts=5),
         ev.SyscallBatch(ts_ns=6, syscalls=tuple(syscall(i, ts=6) for i in range(23))),
         ev.SyscallBatch(ts_ns=7, syscalls=()),
+        ev.SyscallBatch(ts_ns=7, syscalls=(dataclasses.replace(syscall(1, ts=7), source="gvisor", pid=1),
+                                           syscall(2, ts=7, name="mkdir", ret=-1, errno="EPERM", denied=True))),
         ev.SyscallStats(ts_ns=8, stats=(ev.SyscallStat(name="openat", count=23, errors={"ENOENT": 7},
                                                        latency_log2_ns=(0, 1, 5, 17)),
                                         ev.SyscallStat(name="read", count=3, errors={}))),
@@ -58,4 +60,11 @@ def every_event() -> list[ev.Event]:
     missing = [c for c in vars(ev).values() if isinstance(c, type) and dataclasses.is_dataclass(c)
                and issubclass(c, ev.Event) and c is not ev.Event and c not in covered]
     assert not missing, f"samples.every_event() lacks {missing}: add them"
+    # Syscalls are stored in columns: every field must appear with a non-default value somewhere,
+    # or a field added to Syscall could be lost by the recorder without a test noticing.
+    calls = [c for e in out if isinstance(e, ev.SyscallBatch) for c in e.syscalls]
+    for f in dataclasses.fields(ev.Syscall):
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else object())
+        assert any(getattr(c, f.name) != default for c in calls), f"no sample Syscall sets {f.name}"
     return out

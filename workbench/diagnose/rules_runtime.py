@@ -246,8 +246,8 @@ def gvisor_unsupported(f: Facts) -> list[Candidate]:
         return []
     groups: dict[str, list[ev.Syscall]] = {}
     for sc in f.failed:
-        if sc.errno == "ENOSYS" and not sc.denied:
-            groups.setdefault(sc.name, []).append(sc)
+        if sc.errno == "ENOSYS" and not sc.denied and not sc.decoded.get("gvisor_harmless"):
+            groups.setdefault(sc.name, []).append(sc)  # (harmless: libc falls back, e.g. rseq, clone3)
     lines_by_name = {name: [f.describe(sc) for sc in calls] for name, calls in groups.items()}
     for n in f.notices:
         low = n.text.lower()

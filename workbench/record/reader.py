@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -24,11 +25,19 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 _EVENTS_SQL = """
 SELECT e.seq, e.ts_ns, e.kind, e.payload,
        s.ts_ns, s.pid, s.tid, s.comm, s.nr, s.name, s.ret, s.errno, s.duration_ns, s.denied,
-       s.args, s.decoded
+       s.args, s.decoded, s.source, s.extra
 FROM events e LEFT JOIN syscalls s ON s.batch = e.seq
 WHERE e.ts_ns >= ? AND e.ts_ns <= ? {kinds}
 ORDER BY e.ts_ns, e.seq, s.seq
 """
+
+
+def _with_extra(sc: Syscall, extra: str) -> Syscall:
+    """A Syscall with the fields of the `extra` column (written by a newer workbench) that this
+    one knows; the others are dropped like any unknown field."""
+    known = {f.name for f in dataclasses.fields(Syscall)}
+    values = {k: v for k, v in untyped(json.loads(extra)).items() if k in known}
+    return dataclasses.replace(sc, **values) if values else sc
 
 
 def _damaged(path: str, detail: str) -> RecordingError:
@@ -151,8 +160,9 @@ class Recording:
                     expected = loads(payload).get("count", 0)
                 if row[4] is not None:
                     decoded = untyped(loads(row[15])) if row[15] != "{}" else {}
-                    batch.append(Syscall(row[4], row[5], row[6], row[7], row[8], row[9], tuple(loads(row[14])),
-                                         row[10], row[11], row[12], decoded, bool(row[13])))
+                    sc = Syscall(row[4], row[5], row[6], row[7], row[8], row[9], tuple(loads(row[14])),
+                                 row[10], row[11], row[12], decoded, bool(row[13]), row[16])
+                    batch.append(sc if row[17] is None else _with_extra(sc, row[17]))
                 if len(batch) >= expected:
                     if kind == "Syscall":
                         if batch:
@@ -177,13 +187,14 @@ class Recording:
 
     def syscalls(self, names: tuple[str, ...] | list[str]) -> Iterator[Syscall]:
         """Every recorded call of the syscalls `names`, in time order (an index scan, not a replay)."""
-        sql = (f"SELECT ts_ns, pid, tid, comm, nr, name, ret, errno, duration_ns, denied, args, decoded "
-               f"FROM syscalls WHERE name IN ({','.join('?' * len(names))}) ORDER BY ts_ns, seq")
+        sql = (f"SELECT ts_ns, pid, tid, comm, nr, name, ret, errno, duration_ns, denied, args, decoded, "
+               f"source, extra FROM syscalls WHERE name IN ({','.join('?' * len(names))}) ORDER BY ts_ns, seq")
         try:
             for r in self._db.execute(sql, list(names)):
                 decoded = untyped(json.loads(r[11])) if r[11] != "{}" else {}
-                yield Syscall(r[0], r[1], r[2], r[3], r[4], r[5], tuple(json.loads(r[10])), r[6], r[7], r[8],
-                              decoded, bool(r[9]))
+                sc = Syscall(r[0], r[1], r[2], r[3], r[4], r[5], tuple(json.loads(r[10])), r[6], r[7], r[8],
+                             decoded, bool(r[9]), r[12])
+                yield sc if r[13] is None else _with_extra(sc, r[13])
         except sqlite3.DatabaseError as exc:
             raise _damaged(self.path, str(exc)) from None
         except (ValueError, TypeError) as exc:

@@ -13,6 +13,7 @@ writer stops, the file keeps what was committed, and a `Notice` says what happen
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import queue
@@ -34,6 +35,18 @@ QUEUE_LIMIT = 500_000
 about 1 KiB each)."""
 
 _STOP = object()
+# Syscall fields with a column of their own; any field added to Syscall later goes, when it is
+# not its default, to the `extra` JSON column, so recordings never lose what events carry.
+_SYSCALL_COLUMNS = {"ts_ns", "pid", "tid", "comm", "nr", "name", "ret", "errno", "duration_ns", "denied",
+                    "args", "decoded", "source"}
+_SYSCALL_EXTRA = tuple((f.name, f.default) for f in dataclasses.fields(Syscall) if f.name not in _SYSCALL_COLUMNS)
+
+
+def _extra(sc: Syscall) -> str | None:
+    if not _SYSCALL_EXTRA:
+        return None
+    extra = {name: getattr(sc, name) for name, default in _SYSCALL_EXTRA if getattr(sc, name) != default}
+    return _json(extra) if extra else None
 
 
 def _json(value: Any) -> str:
@@ -183,7 +196,7 @@ class Recorder:
         db.execute("BEGIN")
         try:
             db.executemany("INSERT INTO events VALUES (?, ?, ?, ?)", events_rows)
-            db.executemany("INSERT INTO syscalls VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", syscall_rows)
+            db.executemany("INSERT INTO syscalls VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", syscall_rows)
             db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta_rows)
             db.execute("COMMIT")
         except BaseException:
@@ -197,7 +210,7 @@ class Recorder:
         self._syscall_seq += 1
         return (self._syscall_seq, batch_seq, sc.ts_ns, sc.pid, sc.tid, sc.comm, sc.nr, sc.name, sc.ret,
                 sc.errno, sc.duration_ns, int(sc.denied), _args_json(sc.args),
-                _json_plain(sc.decoded) if sc.decoded else "{}")
+                _json_plain(sc.decoded) if sc.decoded else "{}", sc.source, _extra(sc))
 
     def _fail(self, exc: BaseException) -> None:
         reason = getattr(exc, "strerror", None) or str(exc)

@@ -35,7 +35,9 @@ CREATE TABLE syscalls (
     duration_ns INTEGER NOT NULL,
     denied      INTEGER NOT NULL,  -- 1 when seccomp answered it
     args        TEXT NOT NULL,     -- JSON list of the six raw argument registers
-    decoded     TEXT NOT NULL      -- JSON object of decoded arguments
+    decoded     TEXT NOT NULL,     -- JSON object of decoded arguments
+    source      TEXT NOT NULL,     -- host (our probes) or gvisor (the Sentry's strace log)
+    extra       TEXT               -- JSON object of Syscall fields newer than these columns, or NULL
 );
 CREATE INDEX syscalls_by_batch ON syscalls (batch, seq);
 CREATE VIEW denials AS
