@@ -9,6 +9,16 @@ from typing import Any
 from workbench.core import events as ev
 
 
+def signal_name(number: int) -> str:
+    """SIGKILL, SIGRTMIN+3...: Python's Signals enum only names the first and last realtime ones."""
+    try:
+        return signal_mod.Signals(number).name
+    except ValueError:
+        if signal_mod.SIGRTMIN <= number <= signal_mod.SIGRTMAX:
+            return f"SIGRTMIN+{number - signal_mod.SIGRTMIN}"
+        return f"signal {number}"
+
+
 class ReportBuilder:
     """Subscribe with `bus.subscribe(builder)`; `build()` any time, complete after SessionEnded."""
 
@@ -123,7 +133,7 @@ class ReportBuilder:
                 "profile": self.profile_name,
                 "exit_code": self.exit_code,
                 "signal": self.signal,
-                "signal_name": signal_mod.Signals(self.signal).name if self.signal else None,
+                "signal_name": signal_name(self.signal) if self.signal else None,
                 "exec_error": self.exec_error,
                 "duration_s": round(self.duration_s, 6),
                 "launch_ms": round(self.launch_ms, 3),

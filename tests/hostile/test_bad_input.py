@@ -168,8 +168,6 @@ def test_the_real_cli_gives_the_documented_status_in_one_line(argv, status):
         one_line(done.stderr)
 
 
-@pytest.mark.xfail(strict=True, reason="profile.py: a wrong type inside process.pass_env (a number) passes "
-                                       "validation and the launch fails later with a TypeError traceback")
 def test_a_non_string_in_pass_env_is_a_profile_error():
     with pytest.raises(ProfileError):
         prof.from_dict({"process": {"pass_env": [23]}}, "p.toml")

@@ -100,9 +100,6 @@ def kill_workbench_and_launcher(tmp_path: Path) -> tuple[subprocess.Popen, set[i
     return wb, sandbox, dirs
 
 
-@pytest.mark.xfail(strict=True, reason="sandbox/inside.py child_a: PR_SET_PDEATHSIG is set before its "
-                                       "setresuid(), and a credential change clears it, so a sandbox whose "
-                                       "workbench and launcher were killed runs on until a sweep")
 def test_a_sandbox_dies_with_its_killed_launcher(tmp_path):
     wb, sandbox, _dirs = kill_workbench_and_launcher(tmp_path)
     try:
@@ -133,22 +130,13 @@ def test_leftovers_of_a_workbench_killed_with_its_launcher_are_swept(tmp_path, c
     wait_until(lambda: not any(hk.alive(p) for p in sandbox), 3, "the swept sandbox's processes to die")
 
 
-_INHERITED_IGNORE = pytest.mark.xfail(strict=True, reason="zygote.py: the launcher is Python, which ignores "
-                                      "SIGPIPE and SIGXFSZ; the command inherits SIG_IGN across exec (only "
-                                      "the forwarded signals are reset to SIG_DFL)")
-
-
-@pytest.mark.parametrize("sig", [pytest.param(s, marks=_INHERITED_IGNORE, id=s.name)
-                                 if s in (signal.SIGPIPE, signal.SIGXFSZ) else pytest.param(s, id=s.name)
-                                 for s in FATAL])
+@pytest.mark.parametrize("sig", [pytest.param(s, id=s.name) for s in FATAL])
 def test_the_app_killed_by_a_fatal_signal_reports_it(sig):
     r = run_sandbox(["sh", "-c", f"kill -{int(sig)} $$"])
     assert r.status == 128 + sig
     assert (r.report["exit_code"], r.report["signal"], r.report["signal_name"]) == (None, sig, sig.name)
 
 
-@pytest.mark.xfail(strict=True, reason="report.py: signal.Signals(N) raises ValueError for realtime "
-                                       "signals other than SIGRTMIN/SIGRTMAX, so build() crashes")
 def test_the_app_killed_by_each_realtime_signal_reports_it():
     statuses = {}
     for sig in REALTIME:
@@ -157,8 +145,6 @@ def test_the_app_killed_by_each_realtime_signal_reports_it():
     assert statuses == {sig: (128 + sig, sig) for sig in REALTIME}
 
 
-@pytest.mark.xfail(strict=True, reason="report.py crashes on realtime signals: `workbench run` ends in a "
-                                       "traceback instead of 128+N")
 def test_the_cli_reports_a_realtime_signal_without_a_traceback():
     done = subprocess.run([WORKBENCH, "run", "--no-trace", "--", "sh", "-c", "kill -37 $$"], capture_output=True,
                           text=True, timeout=60, stdin=subprocess.DEVNULL)
@@ -207,9 +193,6 @@ def small_disk(tmp_path):
         subprocess.run(["umount", str(small)], check=True)
 
 
-@pytest.mark.xfail(strict=True, reason="record/reader.py refuses the file as truncated: its size check "
-                                       "reads the page count from the main file's header and ignores the "
-                                       "WAL, though SQLite reads it whole (integrity_check ok)")
 def test_a_full_disk_while_recording_stops_the_recording_not_the_run(small_disk):
     from workbench.record import open_recording
 
@@ -229,8 +212,6 @@ def test_a_full_disk_while_recording_stops_the_recording_not_the_run(small_disk)
     assert kinds[0] == "SessionStarted"
 
 
-@pytest.mark.xfail(strict=True, reason="cli/run.py prints no Notice: a recording stopped by a full "
-                                       "disk is silent on the terminal (only in the JSON report)")
 def test_a_full_disk_while_recording_is_one_line_from_the_cli(small_disk):
     done = subprocess.run([WORKBENCH, "run", "--record", str(small_disk / "cli.sqlite"), "--", "dd",
                            "if=/dev/zero", "of=/dev/null", "bs=1", "count=40001", "status=none"],

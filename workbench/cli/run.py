@@ -9,6 +9,7 @@ import sys
 
 from workbench.cleanup import sweep
 from workbench.core.errors import WorkbenchError
+from workbench.core.events import Notice
 
 
 def print_diagnosis(report: dict) -> None:
@@ -23,6 +24,13 @@ def print_diagnosis(report: dict) -> None:
     if not report["diagnosis"]:
         lines.append("  no isolation layer was found to blame: the command failed on its own terms.")
     print("\n".join(lines), file=sys.stderr)
+
+
+def _print_notice(notice: Notice) -> None:
+    """Warnings as they happen, one line each (a probe that is off, a recording that stopped).
+    Launch failures are printed by run_once, with their exit status."""
+    if notice.level in ("warning", "error") and notice.source != "sandbox":
+        print(f"workbench: {notice.text}", file=sys.stderr, flush=True)
 
 
 def write_report(report: dict, target: str | None) -> None:
@@ -43,6 +51,7 @@ def run_once(args, options) -> tuple[int, dict]:
     from workbench.session import Session
 
     session = Session(options)
+    session.bus.subscribe(_print_notice, Notice)
     interrupted = 0
     try:
         try:

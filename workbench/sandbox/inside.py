@@ -114,6 +114,19 @@ def which(name: str, path: str) -> str:
     raise LaunchFailed(127, f"{name}: command not found in the sandbox")
 
 
+def _default_signals() -> None:
+    """The command starts with every signal at its default and none blocked. Python ignores
+    SIGPIPE and SIGXFSZ, the launcher SIGINT, and an ignored signal stays ignored across exec:
+    `yes | head` would never end."""
+    for sig in signal.valid_signals():
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):
+            try:
+                signal.signal(sig, signal.SIG_DFL)
+            except (OSError, ValueError):
+                pass  # signals the C library reserves for itself
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+
+
 def _take_terminal() -> None:
     """Become the terminal's foreground process group (an interactive program owns it)."""
     signal.signal(signal.SIGTTOU, signal.SIG_IGN)
@@ -128,8 +141,7 @@ def _take_terminal() -> None:
 def child_c(plan: dict, ch: Channels) -> None:
     prof = plan["profile"]
     try:
-        for sig in FORWARDED_SIGNALS:
-            signal.signal(sig, signal.SIG_DFL)
+        _default_signals()
         mark("fork command")
         os.chdir(prof["cwd"])
         security.apply_rlimits(prof["rlimits"])
@@ -241,6 +253,11 @@ def child_a(plan: dict, ch: Channels, launcher: int) -> None:
             os.setresgid(prof["gid"], prof["gid"], prof["gid"])
             os.setgroups([])
             os.setresuid(prof["uid"], prof["uid"], prof["uid"])
+            # A credential change clears the parent-death signal: set it again, and make sure the
+            # launcher did not die in between (then nobody would be left to kill this sandbox).
+            L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != launcher:
+                os._exit(125)
         b = os.fork()
         if b == 0:
             child_b(plan, ch, sources)

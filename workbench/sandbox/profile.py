@@ -188,6 +188,12 @@ def from_dict(data: dict[str, Any], source: str = "profile") -> Profile:
         _expect(v, str, w(f"process.env.{k}"), "a string")
     p.env = dict(env)
     p.pass_env = list(_expect(proc.get("pass_env", []), list, w("process.pass_env"), "a list of names"))
+    for i, name in enumerate(p.pass_env):
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ProfileError(w(f"process.pass_env[{i}]"), f"expected a variable name, got {name!r}")
+    for k in p.env:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k):
+            raise ProfileError(w(f"process.env.{k}"), f"{k!r} is not a valid variable name")
     p.init = _expect(proc.get("init", True), bool, w("process.init"), "true or false")
 
     user = _check_keys(data.get("user", {}), {"uid", "gid", "host_uid", "host_gid"}, w("user"))
