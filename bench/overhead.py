@@ -142,12 +142,19 @@ def run_strace(count: int) -> float:
     return timed(dd(count), prefix=["strace", "-f", "-qq", "-o", "/dev/null"])
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--count", type=int, default=500_000, help="dd blocks: 2 syscalls each")
     ap.add_argument("--no-strace", action="store_true")
     opts = ap.parse_args()
+    # SIGTERM (timeout, a CI runner) unwinds like Ctrl-C, so every cgroup and process made here
+    # is removed by the finally blocks.
+    signal.signal(signal.SIGTERM, _interrupt)
     if os.geteuid() != 0:
         print("bench/overhead.py needs root (cgroups, eBPF): sudo .venv/bin/python bench/overhead.py", file=sys.stderr)
         return 1

@@ -115,7 +115,7 @@ class RepaintProbe:
         self._sink.file.seek(0)
         self._sink.file.truncate()
         self._sink.print(renderable, end="")
-        shown = "following" in str(self.status.render())
+        shown = "following" in self.status.text
         if self.want is not None and self.view.following == self.want and shown == self.want:
             self.latency = time.perf_counter() - self.t0
             self.want = None

@@ -111,6 +111,11 @@ def check_host() -> None:
     if not (TRACEFS / "events" / "raw_syscalls").is_dir():
         raise TracingUnavailable("tracefs is not mounted at /sys/kernel/tracing",
                                  "mount -t tracefs tracefs /sys/kernel/tracing")
+    if not Path("/sys/kernel/btf/vmlinux").exists():
+        # Task-local storage and the current task's registers (seccomp kills) need kernel BTF.
+        raise TracingUnavailable("this kernel has no BTF (/sys/kernel/btf/vmlinux)",
+                                 "use a kernel built with CONFIG_DEBUG_INFO_BTF=y (Debian's and "
+                                 "Ubuntu's are), or pass --no-trace")
     build = Path("/lib/modules") / platform.release() / "build"
     if not (build / "include").is_dir():
         raise TracingUnavailable(f"no kernel headers for {platform.release()} at {build}",
