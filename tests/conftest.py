@@ -88,6 +88,8 @@ def host_state() -> dict:
         "netns": set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set(),
         "links": {n for n in os.listdir("/sys/class/net") if n.startswith("wb")},
         "bpf_fds": _bpf_fds(),
+        # Forwarding on would route a sandbox's veth towards the outside: nothing may switch it on.
+        "ip_forward": open("/proc/sys/net/ipv4/ip_forward").read().strip(),
         "children": _children(),
     }
 
