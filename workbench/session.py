@@ -113,6 +113,8 @@ class Session:
             self.bus.publish(ev.ProbeStatus(ev.now_ns(), "syscalls", "off", "--no-trace was given"))
         stdio = self._make_stdio()
         self.sandbox = _new_sandbox(o, self.plan, stdio)
+        if hasattr(self.sandbox, "attach_bus"):  # backends with their own event sources (gVisor's strace)
+            self.sandbox.attach_bus(self.bus)
         try:
             self.sandbox.launch()
         except WorkbenchError as exc:
