@@ -259,7 +259,10 @@ def _finding(spec: dict, facts: Facts) -> tuple[bool, str]:
 def _syscall(spec: dict, facts: Facts) -> tuple[bool, str]:
     name = spec["name"]
     if "source" in spec:  # one view only: the host's probes or gVisor's Sentry
-        stat = facts.stream.get(spec["source"], {}).get(name)
+        if not facts.stream.get(spec["source"]):
+            return False, f"no syscalls from source {spec['source']!r} in this run's stream" + {
+                "gvisor": " (the Sentry's log was not followed onto the bus)"}.get(spec["source"], "")
+        stat = facts.stream[spec["source"]].get(name)
         name = f"{name} (seen by {spec['source']})"
     else:
         stat = facts.report.get("syscalls", {}).get(name)

@@ -1,0 +1,46 @@
+"""Every lesson, run for real (root, the real kernel): all its checks pass on this machine, and
+its checks tell the layer on from the layer off — a check that passes both ways proves nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from workbench import lessons
+from workbench.lessons import evaluate_all
+
+from .conftest import gvisor_wired
+
+pytestmark = [pytest.mark.privileged, pytest.mark.usefixtures("live")]
+
+NAMES = [lesson.name for lesson in lessons.load_all()]
+
+
+def _param(name: str):
+    if name == "gvisor":
+        # strict: fails the suite once the session follows the Sentry's log, until this goes
+        return pytest.param(name, marks=pytest.mark.xfail(
+            not gvisor_wired(), strict=True,
+            reason="the session does not call the gVisor backend's attach_bus: the Sentry's view is not on the bus"))
+    return name
+
+
+def test_all_nine_layers_have_a_lesson():
+    assert NAMES == ["pid", "mount", "net", "user", "capabilities", "memory", "pids", "seccomp", "gvisor"]
+
+
+@pytest.mark.parametrize("name", [_param(n) for n in NAMES])
+def test_lesson_checks_pass_and_tell_on_from_off(name: str):
+    lesson = lessons.load(name)
+    run = lessons.run_lesson(lesson)
+    failed = [f"{s.step.name}: {r.check.what} — seen: {r.seen}" for s in run.steps for r in s.results
+              if r.passed is not True]
+    assert not failed, "\n".join(failed)
+    assert len(run.steps) >= 2 and run.steps[0].step.layer_on and not run.steps[-1].step.layer_on
+    # The same checks over the other run's facts: each step must expect something the other lacks.
+    for mine in run.steps:
+        for other in run.steps:
+            if other is mine:
+                continue
+            crossed = evaluate_all(mine.step.checks, other.facts)
+            assert any(r.passed is False for r in crossed), \
+                f"every check of step {mine.step.name} also passes on step {other.step.name}'s run"
