@@ -46,7 +46,7 @@ def wait_for_fixture():
 @pytest.fixture(scope="session")
 def workload(tmp_path_factory) -> str:
     out = tmp_path_factory.mktemp("bin") / "workload"
-    subprocess.run(["gcc", "-O1", "-o", str(out), str(HERE / "workload.c")], check=True)
+    subprocess.run(["gcc", "-O1", "-pthread", "-o", str(out), str(HERE / "workload.c")], check=True)
     return str(out)
 
 

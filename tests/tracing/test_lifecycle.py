@@ -134,3 +134,14 @@ def test_stop_from_a_subscriber_on_the_tracer_thread(make_tracer, sandboxes, rec
     assert held.wait() == 0
     wait_for(lambda: [e for e in recorder.of(ProbeStatus) if e.state == "detached"], what="detached")
     assert next(s.count for s in t.stats().stats if s.name == "getppid") == 23
+
+
+def test_dump_bpf_shows_what_was_loaded(make_tracer):
+    t = make_tracer(dump_bpf=True)
+    t.compile()
+    text = t.dump_text
+    assert text.startswith("# cflags: ") and "-DWB_STREAM=1" in text.splitlines()[0]
+    assert "int wb_sys_enter(struct bpf_raw_tracepoint_args *ctx)" in text  # the source as compiled
+    for fn in ("wb_sys_enter", "wb_sys_exit", "tracepoint__signal__signal_generate"):
+        section = text.split(f"# {fn}\n", 1)[1]
+        assert "\n   0: " in section.split("\n# ", 1)[0]  # its instructions, disassembled by bcc

@@ -32,6 +32,24 @@ def test_three_process_tree_fork_exec_exit(make_tracer, sandboxes, recorder, wor
     assert [(e.pid, e.filename, e.argv) for e in execs] == [(held.pid, workload, (workload, "tree", "3", "7"))]
     exits = {e.pid: (e.exit_code, e.signal) for e in recorder.of(ProcessExited)}
     assert exits == {children[0]: (3, None), children[1]: (7, None), held.pid: (5, None)}
+    # Counted once each: the children's return from clone is not a second clone.
+    counts = {s.name: s.count for s in t.stats().stats}
+    assert (counts["clone"], counts["exit_group"], counts["execve"]) == (2, 3, 1)
+
+
+def test_threads_are_counted_but_not_reported_as_processes(make_tracer, sandboxes, recorder, workload):
+    t = make_tracer(stream=True)
+    t.compile()
+    held = sandboxes.launch([workload, "threads", "3", "9"])
+    t.attach(held.cgroup_id, held.pid, held.pid)
+    t.start()
+    held.release()
+    assert held.wait() == 0
+    t.stop()
+    assert next(s.count for s in t.stats().stats if s.name == "getppid") == 27
+    calls = [s for s in recorder.syscalls() if s.name == "getppid"]
+    assert len(calls) == 27 and len({s.tid for s in calls}) == 3 and {s.pid for s in calls} == {held.pid}
+    assert recorder.of(ProcessForked) == []
 
 
 def test_exec_of_a_child_has_its_argv(make_tracer, sandboxes, recorder, workload):

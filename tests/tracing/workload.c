@@ -6,9 +6,11 @@
  *   workload execchild PATH ARG... fork, child execs PATH ARG..., parent waits and exits 0
  *   workload alloc MB           touch MB MiB of memory (for the OOM killer)
  *   workload connect PORT       connect a TCP socket to 127.0.0.1:PORT (refused is fine)
+ *   workload threads T N        T threads make N getppid calls each, joined, exit 0
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,8 +21,25 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+static void *getppid_n(void *n)
+{
+    for (long i = 0; i < (long)n; i++)
+        syscall(SYS_getppid);
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 4 && !strcmp(argv[1], "threads")) {
+        pthread_t t[64];
+        int nt = atoi(argv[2]);
+        long n = atol(argv[3]);
+        for (int i = 0; i < nt && i < 64; i++)
+            pthread_create(&t[i], NULL, getppid_n, (void *)n);
+        for (int i = 0; i < nt && i < 64; i++)
+            pthread_join(t[i], NULL);
+        return 0;
+    }
     if (argc >= 3 && !strcmp(argv[1], "getppid")) {
         int n = atoi(argv[2]);
         for (int i = 0; i < n; i++)
