@@ -20,10 +20,10 @@ T0 = 5_000_000_000
 SEC = 1_000_000_000
 
 
-def sc(name, ret=-1, errno=None, t=0.1, pid=7, denied=False, args=(0, 0, 0, 0, 0, 0), **decoded):
+def sc(name, ret=-1, errno=None, t=0.1, pid=7, denied=False, args=(0, 0, 0, 0, 0, 0), source="host", **decoded):
     return ev.Syscall(ts_ns=T0 + int(t * SEC), pid=pid, tid=pid, comm="app", nr=0, name=name,
                       args=tuple(args), ret=ret, errno=errno, duration_ns=0 if denied else 900,
-                      decoded=decoded, denied=denied)
+                      decoded=decoded, denied=denied, source=source)
 
 
 def session(profile, *middle, exit_code=1, sig=None, exec_error=None, command=("app",), backend="native"):
@@ -206,8 +206,23 @@ def test_exec_of_a_script_whose_interpreter_is_missing(tmp_path):
 
 def test_gvisor_unimplemented_syscall():
     p = load("default")
-    f, _ = top(session(p, sc("io_uring_setup", errno="ENOSYS"), backend="gvisor"), p)
-    assert f.layer == "gvisor" and f.fix_options == ("--backend", "native")
+    sentry_trap = sc("read", errno="EPERM", denied=True, t=0.2)  # the host probes see the Sentry's platform
+    harmless = sc("rseq", errno="ENOSYS", source="gvisor", t=0.05, gvisor_harmless=True)
+    missing = sc("io_uring_setup", errno="ENOSYS", source="gvisor", t=0.3)
+    notice = ev.Notice("warning", "gVisor: unsupported syscall io_uring_setup(0x1, 0x0): the Sentry answered ENOSYS",
+                       "gvisor", ts_ns=T0 + int(0.3 * SEC))
+    findings = diagnose(session(p, ev.SyscallBatch(ts_ns=T0, syscalls=(sentry_trap, harmless, missing)), notice,
+                                backend="gvisor"), p.to_dict())
+    assert [(f.layer, f.rule) for f in findings] == [("gvisor", "gvisor-unsupported:io_uring_setup")]
+    assert findings[0].fix_options == ("--backend", "native") and len(findings[0].evidence) == 2
+
+
+def test_a_diagnoser_that_missed_session_started_still_learns_it_is_gvisor():
+    p = load("default")
+    events = session(p, sc("read", errno="EPERM", denied=True, t=0.1),
+                     sc("io_uring_setup", errno="ENOSYS", source="gvisor", t=0.3))[1:]  # no SessionStarted
+    findings = diagnose(events, p.to_dict())
+    assert [f.layer for f in findings] == ["gvisor"]
 
 
 def test_a_successful_run_ranks_findings_lower():

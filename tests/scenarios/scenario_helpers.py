@@ -29,8 +29,10 @@ class Outcome:
         return self.findings[0]
 
 
-def run(profile: Profile, command: list[str], record: str | None = None, timeout: float = 120) -> Outcome:
-    session = Session(SessionOptions(profile=profile, command=command, record=record, stdin="null"))
+def run(profile: Profile, command: list[str], record: str | None = None, timeout: float = 120,
+        backend: str = "native") -> Outcome:
+    session = Session(SessionOptions(profile=profile, command=command, record=record, stdin="null",
+                                     backend=backend))
     denials: list[ev.SeccompDenial] = []
     output = {"stdout": bytearray(), "stderr": bytearray()}
     session.bus.subscribe(denials.append, ev.SeccompDenial)

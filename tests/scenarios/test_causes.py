@@ -213,3 +213,15 @@ def test_live_findings_reach_the_recording_and_explain_agrees(tmp_path):
         assert player.wait_finished(timeout=60)
         player.close()
     assert [f.rule for f in live.finish()] == [f.rule for f in before.findings]
+
+
+def test_a_syscall_gvisor_does_not_implement():
+    # fchmodat2 (452, Linux 6.6) is newer than the Sentry of Debian's runsc: ENOSYS there only.
+    code = ("import ctypes, sys\nlibc = ctypes.CDLL(None, use_errno=True)\nopen('/tmp/f23', 'w').close()\n"
+            "sys.exit(0 if libc.syscall(452, -100, b'/tmp/f23', 0o600, 0) == 0 else 3)")
+    before = run(load("default"), [PY, "-c", code], backend="gvisor")
+    assert before.exited is not None and before.exited.exit_code == 3
+    assert before.top.layer == "gvisor" and before.top.fix_options == ("--backend", "native")
+    assert [f.layer for f in before.findings] == ["gvisor"]  # the Sentry's own seccomp traps are not blamed
+    after = run(load("default"), [PY, "-c", code], backend=before.top.fix_options[1])
+    assert after.ok

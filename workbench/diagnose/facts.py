@@ -51,23 +51,23 @@ class Facts:
     def add(self, event: ev.Event) -> None:
         if self.t0 is None:
             self.t0 = event.ts_ns
-        if isinstance(event, ev.SyscallBatch):
-            for sc in event.syscalls:
+        if isinstance(event, (ev.SyscallBatch, ev.Syscall)):
+            for sc in event.syscalls if isinstance(event, ev.SyscallBatch) else (event,):
+                if sc.source != "host" and self.backend != "gvisor":
+                    self._become_gvisor()
+                elif sc.source == "host" and self.backend == "gvisor":
+                    continue  # the Sentry's own host syscalls: not the app's
                 if sc.ret < 0 and sc.errno:
                     self.failed.append(sc)
                     self.version += 1
                 elif sc.name == "chdir":
                     self._chdir(sc)
-        elif isinstance(event, ev.Syscall):
-            if event.ret < 0 and event.errno:
-                self.failed.append(event)
-                self.version += 1
-            elif event.name == "chdir":
-                self._chdir(event)
         elif isinstance(event, ev.ProcessForked):
             if event.ppid in self.cwds:
                 self.cwds[event.pid] = self.cwds[event.ppid]
         elif isinstance(event, ev.SeccompDenial):
+            if self.backend == "gvisor":
+                return  # gVisor's platform traps the app's syscalls with seccomp: not denials
             if len(self.denials) < 10_000:
                 self.denials.append(event)
             self.version += 1
@@ -83,7 +83,11 @@ class Facts:
                 self.stderr += event.data
                 del self.stderr[:-STDERR_TAIL]
         elif isinstance(event, ev.SessionStarted):
-            self.command, self.backend = tuple(event.command), event.backend
+            self.command = tuple(event.command)
+            if event.backend == "gvisor":
+                self._become_gvisor()
+            else:
+                self.backend = event.backend
             if isinstance(event.profile, dict) and event.profile and not self.profile:
                 self.profile = dict(event.profile)
         elif isinstance(event, ev.SandboxReady):
@@ -107,6 +111,8 @@ class Facts:
             if len(self.execs) < 10_000:
                 self.execs.append(event)
         elif isinstance(event, ev.Notice):
+            if event.source == "gvisor" and self.backend != "gvisor":
+                self._become_gvisor()
             m = _LAUNCH_FAILED.match(event.text) if event.source == "sandbox" else None
             if m and not self.command:
                 # A subscriber that joined after SessionStarted still learns the command here.
@@ -114,6 +120,17 @@ class Facts:
             if len(self.notices) < 1000:
                 self.notices.append(event)
                 self.version += 1
+
+    def _become_gvisor(self) -> None:
+        """Under gVisor the host probes see the Sentry, not the app: its host syscalls and the
+        seccomp traps of its platform would read as the app's failures. Only the Sentry's own
+        account of the app's syscalls (source "gvisor") counts. A diagnoser that joined after
+        SessionStarted learns the backend from the first such syscall or notice."""
+        self.backend = "gvisor"
+        self.failed = collections.deque((sc for sc in self.failed if sc.source != "host"), maxlen=MAX_FAILED_CALLS)
+        self.denials = []
+        self.fatal = [f for f in self.fatal if f.signal != 31]
+        self.version += 1
 
     def _chdir(self, sc: ev.Syscall) -> None:
         path = sc.decoded.get("path")

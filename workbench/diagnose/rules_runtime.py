@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 
 from workbench.core import events as ev
 from workbench.diagnose.facts import Facts, sockaddr_of
@@ -252,7 +253,9 @@ def gvisor_unsupported(f: Facts) -> list[Candidate]:
     for n in f.notices:
         low = n.text.lower()
         if "unsupported" in low or "not implemented" in low or "not supported" in low:
-            lines_by_name.setdefault("(sentry)", []).append(f"{f.when(n.ts_ns)} {n.source}: {n.text}")
+            named = re.search(r"syscall (\w+)\(", n.text)
+            key = named.group(1) if named and named.group(1) in lines_by_name else "(sentry)"
+            lines_by_name.setdefault(key, []).append(f"{f.when(n.ts_ns)} {n.source}: {n.text}")
     out = []
     for name, lines in lines_by_name.items():
         calls = groups.get(name, [])
