@@ -117,3 +117,21 @@ async def test_ui_drops_are_counted_not_hidden(app):
         assert screen.state.stream_dropped == 41 * 3
         assert screen.state.syscalls_seen == br.INBOX_BATCHES * 3
         await wait_for(pilot, lambda: "dropped 123 in UI" in screen_text(app), "drops on screen")
+
+
+async def test_a_burst_larger_than_the_stream_is_counted_whole(app):
+    from workbench.tui import state as st
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen, bus = await open_bus_session(app, pilot)
+        screen.bridge.stop()
+        screen.bridge._unsubscribe = bus.subscribe(screen.bridge._on_event)
+        batch = ev.SyscallBatch(ts_ns=1, syscalls=tuple(whole_run(1001)[6].syscalls))
+        rounds = 2 * st.STREAM_KEEP // 1001 + 3  # 103 batches of 1001: more than twice what is kept
+        for _ in range(rounds):
+            bus.publish(batch)
+        screen.bridge.drain()
+        assert screen.state.syscalls_seen == rounds * 1001 and screen.state.stream_dropped == 0
+        assert len(screen.state.stream) == st.STREAM_KEEP
+        view = screen.query_one(StreamView)
+        await wait_for(pilot, lambda: len(view.rows) == st.STREAM_KEEP, "the stream full")

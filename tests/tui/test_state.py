@@ -11,7 +11,7 @@ def fed(events) -> SessionState:
     s = SessionState()
     for e in events:
         if isinstance(e, ev.SyscallBatch):
-            s.add_syscalls(e.syscalls)
+            s.add_syscalls(list(e.syscalls))
         else:
             s.apply(e)
     return s
@@ -61,7 +61,7 @@ def test_repeated_denials_merge_into_one_row():
 def test_stream_and_output_stay_bounded():
     s = SessionState()
     n = st.STREAM_KEEP + 1_001
-    s.add_syscalls(syscall(i) for i in range(n))
+    s.add_syscalls([syscall(i) for i in range(n)])
     assert len(s.stream) == st.STREAM_KEEP and s.syscalls_seen == n
     assert s.stream[0].ts_ns == syscall(1_001).ts_ns
     s.apply(ev.Output(ts_ns=T0, stream="stdout", data=b"x\n" * (st.OUTPUT_KEEP + 7)))

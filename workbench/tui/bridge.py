@@ -74,21 +74,23 @@ class EventBridge:
         """Move what arrived into the state and tell the screen what changed (UI thread)."""
         parts: set[str] = set()
         new: list[ev.Syscall] = []
+        skipped = 0
+        keep = self.state.stream.maxlen or 0
         batches, events = self._batches, self._events
-        while True:
+        # At most one inbox's worth per tick: a producer faster than us must not keep us here.
+        for _ in range(INBOX_BATCHES):
             try:
                 batch = batches.popleft()
             except IndexError:
                 break
             new.extend(batch)
             self._syscalls_out += len(batch)
-            # Only the last STREAM_KEEP can ever be shown: don't copy more than that.
-            if len(new) > 2 * self.state.stream.maxlen:
-                del new[: len(new) - self.state.stream.maxlen]
+            # Only the last `keep` can ever be shown: count the older ones, don't copy them around.
+            if len(new) > 2 * keep:
+                skipped += len(new) - keep
+                del new[: len(new) - keep]
         if new:
-            if len(new) > self.state.stream.maxlen:
-                del new[: len(new) - self.state.stream.maxlen]
-            self.state.add_syscalls(new)
+            self.state.add_syscalls(new, skipped)
             parts.add("stream")
         # Drops are whatever went in but never came out (nor is still waiting).
         waiting = sum(len(b) for b in batches)
@@ -97,7 +99,7 @@ class EventBridge:
             self.state.stream_dropped = max(dropped, 0)
             parts.add("stream")
         lifecycle: list[ev.Event] = []
-        while True:
+        for _ in range(INBOX_EVENTS):
             try:
                 event = events.popleft()
             except IndexError:

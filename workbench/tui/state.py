@@ -160,12 +160,14 @@ class SessionState:
 
     # --- feeding -------------------------------------------------------------------------------
 
-    def add_syscalls(self, batch: Iterable[ev.Syscall]) -> None:
-        for sc in batch:
-            self.stream.append(sc)
-            self.syscalls_seen += 1
-            if self.t0_ns is None:
-                self.t0_ns = sc.ts_ns
+    def add_syscalls(self, batch: list[ev.Syscall], skipped: int = 0) -> None:
+        """Append to the stream; `skipped` arrived before these and were never kept (too many at once)."""
+        if not batch:
+            return
+        if self.t0_ns is None:
+            self.t0_ns = batch[0].ts_ns
+        self.stream.extend(batch)  # C speed: this runs for every syscall of a flood
+        self.syscalls_seen += skipped + len(batch)
 
     def apply(self, event: ev.Event) -> str:
         """Take one (non-syscall) event in; return the name of the part of the screen it changes."""

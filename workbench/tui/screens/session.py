@@ -12,7 +12,7 @@ from textual import on, work
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Footer
 
 from workbench.core import events as ev
 from workbench.core.bus import Bus
@@ -27,6 +27,7 @@ from workbench.tui.widgets.output import OutputPane
 from workbench.tui.widgets.process_tree import ProcessTree
 from workbench.tui.widgets.resources import Resources
 from workbench.tui.widgets.syscall_stream import SyscallStream
+from workbench.tui.widgets.status_line import StatusLine
 from workbench.tui.widgets.syscall_top import SyscallTop
 
 
@@ -57,7 +58,7 @@ class SessionScreen(Screen):
         self.failure: str | None = None
 
     def compose(self):
-        yield Static("waiting for the session", id="status")
+        yield StatusLine("waiting for the session", id="status")
         with Horizontal(id="session-main"):
             with Vertical(id="left"):
                 yield ProcessTree(id="processes", classes="pane")
@@ -161,8 +162,8 @@ class SessionScreen(Screen):
             parts.append(self.failure)
         elif s.notices and s.notices[-1].level != "info":
             parts.append(s.notices[-1].text)
-        status = self.query_one("#status", Static)
-        status.update(" │ ".join(p for p in parts if p))
+        status = self.query_one("#status", StatusLine)
+        status.show(" │ ".join(p for p in parts if p))
         status.set_class(bool(s.denials_total or self.failure), "-alert")
 
     @on(SyscallStream.FilterChanged)

@@ -17,10 +17,11 @@ from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
-from textual.widgets import Input, Static
+from textual.widgets import Input
 
 from workbench.core import events as ev
 from workbench.tui.messages import ShowSyscall
+from workbench.tui.widgets.status_line import StatusLine
 from workbench.tui.state import STREAM_KEEP, SessionState, StreamFilter, format_ns
 
 _PLAIN = Style()
@@ -199,7 +200,7 @@ class SyscallStream(Vertical):
         self._lost = 0
 
     def compose(self):
-        yield Static("", id="stream-status")
+        yield StatusLine(id="stream-status")
         yield Input(placeholder="filter: openat errno:ENOENT pid:7 failed denied", id="stream-input")
         yield StreamView(id="stream-view")
 
@@ -228,7 +229,7 @@ class SyscallStream(Vertical):
             parts.append(f"search: {view.search!r}")
         if self._dropped or self._lost:
             parts.append(f"dropped {self._dropped} in UI, lost {self._lost} in kernel")
-        self.query_one("#stream-status", Static).update(" · ".join(parts))
+        self.query_one("#stream-status", StatusLine).show(" · ".join(parts))
 
     def on_stream_view_follow_changed(self, message: StreamView.FollowChanged) -> None:
         if message.following:
