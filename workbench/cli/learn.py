@@ -3,7 +3,8 @@
     workbench learn                     list the lessons
     workbench learn NAME                read one: explanation, steps, panes to look at, checks
     workbench learn NAME --tui          open it in the TUI (run each step, watch the checks live)
-    workbench learn --check NAME|all    run headless, print every check passed/FAILED with what
+    workbench learn --check NAME|all    run headless (NAME may be a lesson file path), print every
+                                        check passed/FAILED with what
                                         was seen; exit 0 only when all pass
         --record DIR                    record each step (DIR/<lesson>-<step>.sqlite): replay it,
                                         `workbench explain` it
@@ -28,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "the layer on, then off, and checks that what it should show really "
                                           "happened in this run.")
     p.add_argument("name", nargs="?", help="a lesson to read (see the list)")
-    p.add_argument("--check", metavar="NAME|all", help="run the lesson(s) headless and check every observation")
+    p.add_argument("--check", metavar="NAME|all", help="run the lesson(s) headless and check every observation "
+                   "(NAME may also be the path of a lesson file)")
     p.add_argument("--record", metavar="DIR", help="with --check: record each step's session in DIR")
     p.add_argument("--json", action="store_true", help="with --check: print the results as JSON")
     p.add_argument("--tui", action="store_true", help="open the lesson NAME in the TUI")

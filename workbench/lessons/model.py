@@ -102,8 +102,13 @@ def load_all() -> list[Lesson]:
 
 
 def load(name: str) -> Lesson:
+    """A bundled lesson by name, or a lesson file by path (a teacher's own)."""
+    if "/" in name or name.endswith(".toml"):
+        if not Path(name).is_file():
+            raise LessonError(f"no lesson file {name!r}", "give a path to a .toml lesson file or a bundled name")
+        return load_file(Path(name))
     path = LESSON_DIR / f"{name}.toml"
-    if "/" in name or not path.is_file():
+    if not path.is_file():
         known = ", ".join(p.stem for p in sorted(LESSON_DIR.glob("*.toml")))
         raise LessonError(f"no lesson {name!r}", f"choose one of {known}, or all")
     return load_file(path)
