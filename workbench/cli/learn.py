@@ -4,8 +4,8 @@
     workbench learn NAME                read one: explanation, steps, panes to look at, checks
     workbench learn NAME --tui          open it in the TUI (run each step, watch the checks live)
     workbench learn --check NAME|all    run headless (NAME may be a lesson file path), print every
-                                        check passed/FAILED with what
-                                        was seen; exit 0 only when all pass
+                                        check passed/FAILED with what was seen; exit 0 only when
+                                        all pass
         --record DIR                    record each step (DIR/<lesson>-<step>.sqlite): replay it,
                                         `workbench explain` it
         --json                          the results as JSON on stdout
