@@ -104,3 +104,18 @@ def test_session_exit_status_and_kill():
 
 def test_command_not_found_is_127():
     assert run(["no-such-command-wb"], "gvisor").status == 127
+
+
+def test_diagnosis_blames_gvisor_for_an_unimplemented_syscall(bin_dir):
+    from workbench.cli.backends import run_counted
+    from workbench.session import SessionOptions
+
+    options = SessionOptions(profile=profile(), command=[f"{bin_dir}/probe", "unsupported", "7"], backend="gvisor",
+                             trace=False, stdin="null")
+    status, report, counts = run_counted(options)  # hands the bus to the backend while it is held
+    assert status == 3
+    assert report["syscalls"]["fanotify_init"] == {"count": 7, "errors": {"ENOSYS": 7}}
+    top = report["diagnosis"][0]
+    assert top["layer"] == "gvisor" and "fanotify_init" in top["summary"]
+    assert top["fix_options"] == ["--backend", "native"]
+    assert counts.gvisor_syscalls > 7
