@@ -81,6 +81,9 @@ class Tracer:
 
         Raises TracingUnavailable (cause + fix) when eBPF cannot run here.
         """
+        with self._lock:
+            if self._loaded is not None:
+                return self.compile_s  # one loaded object per tracer
         t0 = time.monotonic()
         for probe in loader.PROBES:
             self.bus.publish(ProbeStatus(ts_ns=now_ns(), probe=probe, state="compiling"))
@@ -105,6 +108,8 @@ class Tracer:
         execve. gate_pid 0 records from now.
         """
         with self._lock:
+            if self._attached or self._stopped:
+                raise RuntimeError("a Tracer attaches once; make a new one for the next sandbox")
             if self._loaded is None:
                 self.compile()
             loaded = self._loaded
