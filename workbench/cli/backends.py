@@ -107,7 +107,9 @@ def compare_rows(args, backends: list[str]) -> list[dict]:
     if "native" in backends:
         from workbench.sandbox.native import launcher
 
-        launcher()  # start the launcher process now, so native's launch time is a launch, not a start-up
+        conn = launcher()  # start the launcher now, so native's launch time is a launch, not a start-up
+        if hasattr(conn, "ping"):
+            conn.ping()
     for backend in backends:
         args.backend = backend
         status, report, counts = run_counted(session_options(args, stdin="null", echo=False))
@@ -116,7 +118,8 @@ def compare_rows(args, backends: list[str]) -> list[dict]:
 
 
 def _row(backend: str, status: int, report: dict, counts: _Counts) -> dict:
-    host_total = sum(v["count"] for v in report.get("syscalls", {}).values())
+    traced = report.get("probes", {}).get("syscalls", {}).get("state") in ("attached", "detached")
+    host_total = sum(v["count"] for v in report.get("syscalls", {}).values()) if traced else None
     denials = sum(d["count"] for d in report.get("seccomp_denials", []))
     isolated = sorted(t for t, v in report.get("namespaces", {}).items() if v.get("isolated"))
     if backend == "gvisor":
@@ -127,7 +130,11 @@ def _row(backend: str, status: int, report: dict, counts: _Counts) -> dict:
     return {"backend": backend, "exit": status, "launch_ms": report.get("launch_ms", 0.0),
             "run_s": report.get("duration_s", 0.0), "app_syscalls": app, "host_syscalls": host,
             "denials": denials, "memory_peak_bytes": report.get("cgroup", {}).get("memory_peak_bytes", 0),
-            "namespaces": isolated, "notes": [n for n in report.get("notices", [])][:3]}
+            "namespaces": isolated, "notes": list(report.get("notices", []))[:3]}
+
+
+def _n(value: int | None) -> str:
+    return "-" if value is None else str(value)
 
 
 def format_table(rows: list[dict]) -> str:
@@ -136,12 +143,12 @@ def format_table(rows: list[dict]) -> str:
     lines = [head]
     for r in rows:
         lines.append((r["backend"], str(r["exit"]), f"{r['launch_ms']:.1f}", f"{r['run_s']:.3f}",
-                      str(r["app_syscalls"]), str(r["host_syscalls"]), str(r["denials"]),
+                      _n(r["app_syscalls"]), _n(r["host_syscalls"]), str(r["denials"]),
                       f"{r['memory_peak_bytes'] / 2**20:.1f} MiB", ",".join(r["namespaces"]) or "-"))
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     out = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines]
     out.append("app syscalls: what the command asked for (gVisor: as its Sentry answered them, never "
-               "reaching the host); host syscalls: what the host kernel ran for it.")
+               "reaching the host); host syscalls: what the host kernel ran for it (- without probes).")
     return "\n".join(out)
 
 
