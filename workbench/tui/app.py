@@ -43,10 +43,11 @@ class WorkbenchApp(App):
         Binding("question_mark", "help", "Help"),
     ]
 
-    def __init__(self, options=None, replay: str | None = None, theme: str = "dark") -> None:
+    def __init__(self, options=None, replay=None, theme: str = "dark") -> None:
         super().__init__()
         self.options = options
         self.replay = replay
+        """An open Recording to replay, or None."""
         self.theme_name = theme
         self.sessions: list = []
         """Every session opened, so that quitting can tear each one down."""
@@ -55,7 +56,11 @@ class WorkbenchApp(App):
     def on_mount(self) -> None:
         self.register_theme(_HIGH_CONTRAST)
         self.apply_theme(self.theme_name)
-        if self.options is not None:
+        if self.replay is not None:
+            from workbench.tui.screens.replay import ReplayScreen
+
+            self.push_screen(ReplayScreen(self.replay))
+        elif self.options is not None:
             self.launch(self.options)
         else:
             self.push_screen(LaunchScreen())
@@ -159,6 +164,9 @@ def build_app(options=None, replay: str | None = None, theme: str = "dark") -> W
     """The app the CLI runs: the launch screen, a session for `options`, or a replay."""
     if theme not in THEMES:
         raise UsageError(f"unknown theme {theme!r}", f"use one of {', '.join(THEMES)}")
+    recording = None
     if replay is not None:
-        raise UsageError("replay is not available yet", "run the command again with workbench tui")
-    return WorkbenchApp(options=options, replay=replay, theme=theme)
+        from workbench.record import open_recording
+
+        recording = open_recording(replay)  # a truncated or foreign file: RecordingError, one line
+    return WorkbenchApp(options=options, replay=recording, theme=theme)

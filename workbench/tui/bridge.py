@@ -9,6 +9,7 @@ deques drop their oldest entries and the drop is counted and shown, never hidden
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from typing import Callable
 
@@ -17,7 +18,7 @@ from textual.timer import Timer
 
 from workbench.core import events as ev
 from workbench.core.bus import Bus
-from workbench.tui.messages import Lifecycle, StateChanged
+from workbench.tui.messages import Lifecycle, StateChanged, StateReset
 from workbench.tui.state import SessionState
 
 DRAIN_HZ = 15
@@ -46,6 +47,9 @@ class EventBridge:
         self._syscalls_out = 0
         self._events_out = 0
         self.events_dropped = 0
+        self._epoch = 0
+        self._drained_epoch = 0
+        self._reset_lock = threading.Lock()
         self._unsubscribe: Callable[[], None] | None = None
         self._timer: Timer | None = None
 
@@ -70,8 +74,24 @@ class EventBridge:
             self._events.append(event)
             self._events_in += 1
 
+    def reset(self) -> None:
+        """Forget everything (a replay jumped backwards). Any thread; the producer is quiet meanwhile."""
+        with self._reset_lock:
+            self._batches.clear()
+            self._events.clear()
+            self._syscalls_in = self._syscalls_out = self._events_in = self._events_out = 0
+            self._epoch += 1
+
     def drain(self) -> None:
         """Move what arrived into the state and tell the screen what changed (UI thread)."""
+        with self._reset_lock:
+            if self._epoch != self._drained_epoch:
+                self._drained_epoch = self._epoch
+                self.state = SessionState()
+                self.target.post_message(StateReset(self.state))
+            self._drain()
+
+    def _drain(self) -> None:
         parts: set[str] = set()
         new: list[ev.Syscall] = []
         skipped = 0

@@ -27,6 +27,14 @@ class StateChanged(Message, bubble=False):
         return False
 
 
+class StateReset(Message, bubble=False):
+    """The bridge started over with an empty state (a replay jumped backwards)."""
+
+    def __init__(self, state) -> None:
+        super().__init__()
+        self.state = state
+
+
 class Lifecycle(Message, bubble=False):
     """A session lifecycle event arrived (SessionStarted, SandboxReady, ..., SessionEnded)."""
 

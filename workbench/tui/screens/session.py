@@ -19,7 +19,7 @@ from workbench.core.bus import Bus
 from workbench.core.errors import WorkbenchError
 from workbench.tui.bridge import EventBridge
 from workbench.tui.messages import (LaunchRequested, Lifecycle, SessionFailed, ShellRequested, ShowSyscall,
-                                    StateChanged, StdinClosed, StdinLine)
+                                    StateChanged, StateReset, StdinClosed, StdinLine)
 from workbench.tui.state import RunSummary, SessionState
 from workbench.tui.widgets.denials import Denials
 from workbench.tui.widgets.layers import Layers
@@ -135,6 +135,11 @@ class SessionScreen(Screen):
             self.query_one(OutputPane).show(state.output, state.output_total)
         if parts & {"lifecycle", "notices", "denials", "stream"}:
             self._show_status()
+
+    async def on_state_reset(self, message: StateReset) -> None:
+        self.state = message.state
+        await self.recompose()  # panes start empty; the StateChanged that follows fills them
+        self.query_one("#stream-view").focus()
 
     def on_lifecycle(self, message: Lifecycle) -> None:
         if isinstance(message.event, ev.SandboxExited):
