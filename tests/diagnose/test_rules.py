@@ -148,8 +148,8 @@ def test_oom_kill():
                      ev.OomKill(ts_ns=T0 + SEC - 5, pid=7, comm="python3", pages=23_001),
                      exit_code=None, sig=signal.SIGKILL)
     f, fixed = top(events, p)
-    assert f.layer == "cgroup-memory" and f.fix_options == ("--memory", "64M")
-    assert fixed.memory == 64 << 20
+    assert f.layer == "cgroup-memory" and f.fix_options == ("--memory", "288M")
+    assert fixed.memory == 288 << 20
 
 
 def test_fork_at_the_pids_limit():

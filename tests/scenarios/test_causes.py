@@ -104,7 +104,7 @@ def test_memory_oom_kill():
     p = apply_overrides(load("default"), memory="64M")
     code = "b = bytearray(96 << 20)\nfor i in range(0, len(b), 4096): b[i] = 1\nprint('fits')"
     before, after = fails_then_fix_works(p, [PY, "-c", code], "cgroup-memory")
-    assert before.top.fix_options == ("--memory", "128M") and after.stdout == b"fits\n"
+    assert before.top.fix_options == ("--memory", "320M") and after.stdout == b"fits\n"
 
 
 def test_fork_at_the_pids_limit():

@@ -36,9 +36,12 @@ def memory_oom(f: Facts) -> list[Candidate]:
         lines.append(f"{f.when(f.exited.ts_ns)} the command was killed by SIGKILL")
     last = max([o.ts_ns for o in f.ooms] + ([f.exited.ts_ns] if f.exited else []) + [f.t0 or 0])
     if limit:
-        new = size_text(limit * 2)
+        # The peak is capped by the limit, so how much the app wants is unknown: propose room
+        # for a typical runtime (doubling a small limit rarely is), and let --fix verify it.
+        new = size_text(max(limit * 2, limit + (256 << 20)) >> 20 << 20)
         options, patch = ("--memory", new), {"limits": {"memory": new}}
-        fix = _fix_text(options, patch, "raise the memory limit (doubled here; check with --fix)")
+        fix = _fix_text(options, patch, "raise the memory limit (what the app needs is unknown: "
+                                        "--fix re-runs to check)")
     else:
         options, patch, fix = (), {}, "the host itself ran out of memory: free memory or set a limit"
     pid = f.ooms[-1].pid if f.ooms else None
