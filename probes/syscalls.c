@@ -21,8 +21,9 @@
 struct wb_inflight {
     u64 ts;                    /* entry time; 0 when no call is pending */
     u32 nr;                    /* the pending call (saves reading orig_ax at exit) */
+    u32 gen;                   /* wb_config.gen of the session that made it */
     u8 counted;                /* entered after the start gate opened */
-    u8 pad[3];
+    u8 pad[7];
 };
 
 /* Task-local storage: found through the task itself (no hash lookup per syscall) and freed by
@@ -187,6 +188,7 @@ int wb_sys_enter(struct bpf_raw_tracepoint_args *ctx)
                                                          BPF_LOCAL_STORAGE_GET_F_CREATE);
     if (f) {
         f->nr = nr;
+        f->gen = c->gen;
         f->counted = counted;
         f->ts = bpf_ktime_get_ns();
     }
@@ -198,31 +200,43 @@ int wb_sys_exit(struct bpf_raw_tracepoint_args *ctx)
     struct wb_config *c = wb_cfg();
     if (!c || c->mode == WB_MODE_OFF)
         return 0;
-    u64 pid_tgid = bpf_get_current_pid_tgid();
-    u32 tid = (u32)pid_tgid;
-    if (!wb_in_sandbox(c, pid_tgid >> 32))
-        return 0;
     struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
     s64 ret = (s64)ctx->args[1];
-    u64 now = bpf_ktime_get_ns();
+    /* A slot of this session marks a sandbox task already: no cgroup check on that path (it is
+     * a third of the work here). Tasks without one are checked below. */
     struct wb_inflight *f = wb_inflight.task_storage_get(bpf_get_current_task_btf(), NULL, 0);
+    if (f && f->gen != c->gen)
+        f = NULL;              /* left by an earlier sandbox of a reused object */
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    u32 tid = (u32)pid_tgid;
     u32 nr;
-    if (f && f->ts) {
+    if (!f) {
+        /* A thread we never saw enter: either it was inside a syscall when we attached, or it
+         * is a new task returning from fork. From now on its calls are paired. */
+        if (ret != 0)
+            return 0;
+        u64 nr64 = 0;
+        bpf_probe_read_kernel(&nr64, sizeof(nr64), &regs->orig_ax);
+        nr = (u32)nr64;
+        if (nr != WB_NR_CLONE && nr != WB_NR_CLONE3 && nr != WB_NR_FORK && nr != WB_NR_VFORK)
+            return 0;
+        if (!wb_in_sandbox(c, pid_tgid >> 32))
+            return 0;
+        struct wb_inflight *fresh = wb_inflight.task_storage_get(
+            bpf_get_current_task_btf(), NULL, BPF_LOCAL_STORAGE_GET_F_CREATE);
+        if (fresh) {
+            fresh->ts = 0;
+            fresh->gen = c->gen;
+        }
+        return 0;
+    }
+    u64 now = bpf_ktime_get_ns();
+    if (f->ts) {
         nr = f->nr;
     } else {
         u64 nr64 = 0;
         bpf_probe_read_kernel(&nr64, sizeof(nr64), &regs->orig_ax);
         nr = (u32)nr64;
-    }
-    if (!f) {
-        /* A thread we never saw enter: either it was inside a syscall when we attached, or it
-         * is a new task returning from fork. From now on its calls are paired. */
-        if (ret == 0 && (nr == WB_NR_CLONE || nr == WB_NR_CLONE3 || nr == WB_NR_FORK ||
-                         nr == WB_NR_VFORK)) {
-            wb_inflight.task_storage_get(bpf_get_current_task_btf(), NULL,
-                                         BPF_LOCAL_STORAGE_GET_F_CREATE);
-        }
-        return 0;
     }
     u64 ts = f->ts, dur = 0;
     u16 flags = 0;

@@ -57,7 +57,7 @@ struct wb_config {
     __u32 mode;
     __u32 gate_tid;            /* drop events until this task's execve enter */
     __u32 gate_open;
-    __u32 pad;
+    __u32 gen;                 /* session number: per-task state of earlier sessions is stale */
 };
 
 struct wb_argkind {

@@ -34,6 +34,8 @@ _BATCH = 2048            # syscalls per SyscallBatch: few bus calls, still a fre
 _IDLE_WAIT_S = 0.01      # the stream ring never wakes us (cheaper in kernel): poll at 100 Hz
 _LOST_EVERY_S = 0.5
 _USER_BUFFER = 256 << 20  # raw stream records waiting to be decoded; beyond it they are lost
+_sessions = 0
+_sessions_lock = threading.Lock()
 # wb_config.mode values (probes/wb_layout.h)
 _MODE_OFF, _MODE_CGROUP, _MODE_PIDS = 0, 1, 2
 
@@ -238,10 +240,14 @@ class Tracer:
     # --- internals ------------------------------------------------------------------------------
 
     def _set_config(self, *, mode: int, cgroup_id: int, gate_tid: int, gate_open: int) -> None:
+        global _sessions
         assert self._loaded is not None
         table = self._loaded.bpf[b"wb_config"]
         value = table.Leaf()
         value.cgroup_id, value.mode, value.gate_tid, value.gate_open = cgroup_id, mode, gate_tid, gate_open
+        with _sessions_lock:
+            _sessions += 1  # a new number each time: per-task slots of earlier sessions go stale
+            value.gen = _sessions & 0xFFFFFFFF
         table[table.Key(0)] = value
 
     def _reset_maps(self) -> None:
