@@ -93,3 +93,24 @@ def test_profile_translation():
         assert flag in joined
     with pytest.raises(UsageError, match="veth"):
         bwrap_args(profile(net="veth"), ["/bin/true"], {}, block_fd=3, status_fd=4, seccomp_fd=None)
+
+
+def test_closing_a_held_sandbox_that_never_ran_leaves_nothing():
+    import os
+
+    from workbench.sandbox.bwrap import BwrapSandbox
+    from workbench.sandbox.plan import make_plan
+
+    null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+    try:
+        sb = BwrapSandbox(make_plan(profile(), ["sh", "-c", "echo never"], "null"), (null, null, null))
+        sb.launch()
+        child = sb.pid
+        assert os.path.exists(f"/proc/{child}") and sb.cgroup_id is not None
+        usage = sb.close()
+        assert "memory_peak_bytes" in usage
+        assert sb.close() == {}  # idempotent
+        wait_until(lambda: not os.path.exists(f"/proc/{child}"), what="the held child to be gone")
+        assert sb.status is not None and sb.status.exit_code != 0
+    finally:
+        os.close(null)

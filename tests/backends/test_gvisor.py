@@ -119,3 +119,19 @@ def test_diagnosis_blames_gvisor_for_an_unimplemented_syscall(bin_dir):
     assert top["layer"] == "gvisor" and "fanotify_init" in top["summary"]
     assert top["fix_options"] == ["--backend", "native"]
     assert counts.gvisor_syscalls > 7
+
+
+def test_closing_before_release_never_starts_runsc():
+    from workbench.sandbox.gvisor import GvisorSandbox
+
+    null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+    try:
+        sb = GvisorSandbox(make_plan(profile(), ["true"], "null"), (null, null, null))
+        sb.launch()
+        holder, tmp = sb.pid, sb._tmp
+        assert os.path.isdir(tmp)
+        sb.close()
+        assert sb.status is not None and sb.status.exit_code == 125  # the holder gave up, runsc never ran
+        assert not os.path.exists(tmp) and not os.path.exists(f"/proc/{holder}")
+    finally:
+        os.close(null)

@@ -61,8 +61,9 @@ def limitations(p: Profile) -> list[str]:
 
 
 def bwrap_args(p: Profile, command: list[str], env: dict[str, str], *, block_fd: int, status_fd: int,
-               seccomp_fd: int | None) -> list[str]:
-    """bwrap's argv for profile `p` (the tool path is prepended by the caller)."""
+               seccomp_fd: int | None, new_session: bool = True) -> list[str]:
+    """bwrap's argv for profile `p` (the tool path is prepended by the caller). `new_session` off
+    when the command must keep the caller's terminal."""
     if p.net == "veth":
         raise UsageError("the bwrap backend cannot give the sandbox a veth pair",
                          "use --net loopback or --backend native")
@@ -87,7 +88,7 @@ def bwrap_args(p: Profile, command: list[str], env: dict[str, str], *, block_fd:
     a += ["--cap-drop", "ALL"]
     for cap in p.cap_keep:
         a += ["--cap-add", "CAP_" + cap.upper()]
-    a += ["--chdir", p.cwd, "--die-with-parent", "--new-session"]
+    a += ["--chdir", p.cwd, "--die-with-parent"] + (["--new-session"] if new_session else [])
     a += ["--unsetenv", "SHLVL"] if "SHLVL" not in env else []  # the holder's bash adds it
     a += ["--block-fd", str(block_fd), "--json-status-fd", str(status_fd)]
     if seccomp_fd is not None:
@@ -200,7 +201,7 @@ class BwrapSandbox:
         child_fds = [block_r, status_w] + ([seccomp_fd] if seccomp_fd is not None else [])
         self._fds = list(child_fds)
         argv = [tool] + bwrap_args(p, command, self.plan.env, block_fd=block_r, status_fd=status_w,
-                                   seccomp_fd=seccomp_fd)
+                                   seccomp_fd=seccomp_fd, new_session=self.plan.stdin != "terminal")
         user = (p.host_uid, p.host_gid) if p.namespaces["user"] else (None, None)
         self._holder = held.Held(argv, self._stdio, self.plan.env, pass_fds=tuple(child_fds),
                                  user=user[0], group=user[1], new_session=self.plan.stdin != "terminal",

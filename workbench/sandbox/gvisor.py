@@ -258,7 +258,8 @@ class GvisorSandbox:
         if self.status is not None or self._closed or self._holder is None:
             return
         if self._released_at is None:
-            self._holder.abandon()
+            self._holder.abandon()  # the holder exits 125 without ever starting runsc
+            return
         if sig == signal.SIGKILL and self.cgroup is not None:
             self.cgroup.kill_all()  # runsc, its gofer and the Sentry are all in our cgroup
         else:
