@@ -3,7 +3,6 @@ command through a real session (real kernel, real bwrap / runsc) and collects wh
 
 from __future__ import annotations
 
-import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -13,7 +13,6 @@ import pytest
 from tests.conftest import wait_until
 from workbench.cli.backends import Attachment
 from workbench.cli.main import main
-from workbench.core import events as ev
 from workbench.core.bus import Bus
 from workbench.discover import scan
 from workbench.report import ReportBuilder

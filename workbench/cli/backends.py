@@ -10,7 +10,6 @@ sandboxes already on this host, and probes on one we did not start.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
