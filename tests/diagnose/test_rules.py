@@ -241,3 +241,12 @@ def test_relative_paths_resolve_against_the_traced_working_directory(tmp_path):
                pathname="out")
     f, _ = top(session(p, ev.SyscallBatch(ts_ns=T0, syscalls=(chdir,)), fork, write), p)
     assert "/etc/out" in f.summary and f.fix_options == ()  # never the host's /etc made writable
+
+
+def test_no_bind_is_proposed_where_a_rootfs_has_no_mount_point(tmp_path):
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "tmp").mkdir(parents=True)
+    p = apply_overrides(load("default"), rootfs=str(rootfs))
+    f, _ = top(session(p, sc("openat", errno="ENOENT", pathname="/etc/hostname")), p)
+    assert f.layer == "mount" and "rootfs" in f.summary
+    assert f.fix_options == () and f.fix_profile == {} and "copy it into the rootfs" in f.fix

@@ -99,6 +99,18 @@ def _fix_text(options: tuple[str, ...], patch: dict[str, Any], extra: str = "") 
     return " | ".join(parts)
 
 
+def bind_fix(f: Facts, view: SandboxView, src: str, mode: str = "ro",
+             short: bool = False) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """(`workbench run` options, profile patch) binding host `src` at the same place inside, or
+    two empties when the sandbox has nowhere to mount it (a rootfs without that directory)."""
+    if not view.bindable(src):
+        return (), {}
+    binds = [{"src": b["src"], "dst": b["dst"], "mode": "ro" if b.get("readonly", True) else "rw"}
+             for b in f.profile.get("binds", [])]
+    spec = src if short and mode == "ro" else f"{src}:{src}:{mode}"
+    return ("--bind", spec), {"filesystem": {"binds": binds + [{"src": src, "dst": src, "mode": mode}]}}
+
+
 def _open_flags(sc: ev.Syscall) -> int:
     if sc.name == "openat" or sc.name == "openat2":
         return sc.args[2] if len(sc.args) > 2 else 0
@@ -195,20 +207,18 @@ def missing_paths(f: Facts) -> list[Candidate]:
         writes = any(_writes(sc) for sc in calls)
         src = path if os.path.isdir(path) else os.path.dirname(path)
         mode = "rw" if writes else "ro"
-        spec = f"{src}:{src}:{mode}"
         where = view.origin(path)
         why = ("a fresh, empty /tmp" if where.kind == "fresh" and path.startswith("/tmp")
                else "its own /dev" if where.kind == "fresh" else
                f"the rootfs {view.rootfs}" if where.kind == "rootfs" else "a bind that hides it")
-        binds = [{"src": b["src"], "dst": b["dst"], "mode": "ro" if b.get("readonly", True) else "rw"}
-                 for b in f.profile.get("binds", [])]
-        patch = {"filesystem": {"binds": binds + [{"src": src, "dst": src, "mode": mode}]}}
-        options = ("--bind", spec)
+        options, patch = bind_fix(f, view, src, mode)
+        words = (f"bind {src} into the sandbox ({mode})" if options else
+                 f"copy it into the rootfs {view.rootfs}: {src} has no mount point there to bind onto")
         out.append(Candidate(
             "mount", "host-path-missing",
             f"{path} exists on the host but not in the sandbox, which sees {why} there",
             2.0, _evidence([f.describe(sc) for sc in calls]), max(sc.ts_ns for sc in calls),
-            fix=_fix_text(options, {}, f"bind {src} into the sandbox ({mode})"),
+            fix=_fix_text(options, {}, words),
             fix_options=options, fix_profile=patch, pid=calls[-1].pid, key=path))
     return out
 
@@ -239,11 +249,7 @@ def readonly_writes(f: Facts) -> list[Candidate]:
             parent = os.path.dirname(first_path) or "/"
             summary = f"write to {first_path} failed: the sandbox's root filesystem is read-only"
             if parent != "/" and os.path.isdir(parent) and top_dir(parent) not in SYSTEM_DIRS:
-                options = ("--bind", f"{parent}:{parent}:rw")
-                patch = {"filesystem": {"binds": [{"src": b["src"], "dst": b["dst"],
-                                                   "mode": "ro" if b.get("readonly", True) else "rw"}
-                                                  for b in f.profile.get("binds", [])]
-                                        + [{"src": parent, "dst": parent, "mode": "rw"}]}}
+                options, patch = bind_fix(f, view, parent, "rw")
                 fix = _fix_text(options, {}, f"write under /tmp (private, writable), or bind the host's {parent} writable")
             elif f.profile.get("rootfs", "/") != "/":
                 options, patch = (), {"filesystem": {"readonly_root": False}}

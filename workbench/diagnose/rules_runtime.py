@@ -11,7 +11,7 @@ from workbench.core import events as ev
 from workbench.diagnose.facts import Facts, sockaddr_of
 from workbench.diagnose.fixes import size_text
 from workbench.diagnose.rules import (EXEC_CALLS, FORK_CALLS, NET_ERRNOS, RESOLVE_ERRORS, SIGKILL, Candidate,
-                                      _evidence, _fix_text)
+                                      _evidence, _fix_text, bind_fix)
 from workbench.diagnose.view import SandboxView, read_interpreter, top_dir
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -166,15 +166,13 @@ def _exec_candidate(f: Facts, view: SandboxView, name: str, errno: str, calls: l
                              strength - 0.5, _evidence(lines), ts, fix="check the command's name and PATH",
                              pid=pid, key=name)
         src = os.path.dirname(host)
-        options = ("--bind", src)
-        binds = [{"src": b["src"], "dst": b["dst"], "mode": "ro" if b.get("readonly", True) else "rw"}
-                 for b in f.profile.get("binds", [])]
-        patch = {"filesystem": {"binds": binds + [{"src": src, "dst": src, "mode": "ro"}]}}
+        options, patch = bind_fix(f, view, src, short=True)
         where = view.origin(host)
         seen = "a fresh /tmp" if where.kind == "fresh" else f"the rootfs {view.rootfs}"
+        words = f"bind {src} into the sandbox" if options else f"install it in the rootfs {view.rootfs}"
         return Candidate("exec", "binary-missing",
                          f"{name}: {host} exists on the host but not in the sandbox, which sees {seen} there",
-                         strength, _evidence(lines), ts, fix=_fix_text(options, {}, f"bind {src} into the sandbox"),
+                         strength, _evidence(lines), ts, fix=_fix_text(options, {}, words),
                          fix_options=options, fix_profile=patch, pid=pid, key=name)
     origin = view.origin(inside)
     if errno in ("ENOENT", "ELIBBAD") and origin.host_path:
@@ -183,11 +181,9 @@ def _exec_candidate(f: Facts, view: SandboxView, name: str, errno: str, calls: l
             kind = "interpreter" if interp[0] == "script" else "dynamic loader"
             if os.path.exists(interp[1]):
                 src = os.path.dirname(interp[1]) if interp[1].startswith("/tmp/") else top_dir(interp[1])
-                options = ("--bind", src)
-                binds = [{"src": b["src"], "dst": b["dst"], "mode": "ro" if b.get("readonly", True) else "rw"}
-                         for b in f.profile.get("binds", [])]
-                patch = {"filesystem": {"binds": binds + [{"src": src, "dst": src, "mode": "ro"}]}}
-                fix = _fix_text(options, {}, f"bring {interp[1]} into the sandbox")
+                options, patch = bind_fix(f, view, src, short=True)
+                fix = _fix_text(options, {}, f"bring {interp[1]} into the sandbox" if options else
+                                f"install {interp[1]} (and what it loads) in the rootfs {view.rootfs}")
             else:
                 options, patch, fix = (), {}, f"install {interp[1]} in the sandbox's root, or change the #! line"
             return Candidate("exec", "interpreter-missing",

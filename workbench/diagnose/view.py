@@ -69,6 +69,13 @@ class SandboxView:
             return None
         return os.path.lexists(o.host_path) if o.host_path else None
 
+    def bindable(self, dst: str) -> bool:
+        """Whether a bind can land on `dst`: the backends create mount points only on their own
+        tmpfs mounts (/tmp, /dev); elsewhere the destination must already exist in the sandbox."""
+        if _under(dst, "/tmp") or _under(dst, "/dev"):
+            return True
+        return bool(self.exists_inside(dst))
+
     def missing_but_on_host(self, path: str) -> bool:
         """True when `path` exists on the host but the sandbox cannot see it there."""
         if not path.startswith("/") or _under(path, "/proc") or _under(path, "/sys"):
