@@ -199,3 +199,12 @@ def test_many_threads_publishing_at_once_lose_nothing(tmp_path):
     rec.close()
     with open_recording(path) as reader:
         assert sum(1 for _ in reader.events()) == 3 * 501
+
+
+def test_an_unwritable_path_is_a_one_line_error_before_the_session(tmp_path):
+    from workbench.core.errors import RecordingError
+
+    for path in (tmp_path / "no-such-dir" / "run.sqlite", tmp_path):
+        with pytest.raises(RecordingError) as err:
+            Recorder(Bus(), path, {})
+        assert "cannot write the recording" in str(err.value) and err.value.exit_status == 2

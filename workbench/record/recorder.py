@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 from workbench.core.bus import Bus
+from workbench.core.errors import RecordingError
 from workbench.core.events import (Event, EventsLost, Notice, SandboxExited, SessionStarted,
                                    Syscall, SyscallBatch, now_ns)
 from workbench.record.codec import to_data
@@ -95,7 +96,12 @@ class Recorder:
         self._syscall_seq = 0
         self._dropped_written = 0
         self._closed = False
-        self._db = self._create(meta or {})
+        try:
+            self._db = self._create(meta or {})
+        except (sqlite3.Error, OSError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise RecordingError(f"cannot write the recording {self.path}: {reason}",
+                                 "give --record a writable file path") from None
         self._unsubscribe = bus.subscribe(self._enqueue)
         self._thread = threading.Thread(target=self._run, name="workbench-recorder", daemon=True)
         self._thread.start()
