@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 
 import psutil
 import pytest
@@ -126,3 +127,33 @@ def test_compare_puts_the_same_command_under_bwrap_and_gvisor(capsys):
     assert gvisor["app_syscalls"] > 0  # gVisor: the Sentry answers them ...
     assert gvisor["host_syscalls"] > gvisor["app_syscalls"]  # ... and makes many more of its own
     assert "pid" in bwrap["namespaces"] and bwrap["memory_peak_bytes"] > 0
+
+
+def test_attach_command_writes_a_report_and_stops_when_the_target_ends(tmp_path, bin_dir, capsys):
+    # An unshare sandbox that runs the workload 3 times, 23 getppid each, once we are attached.
+    un = _waiting(["unshare", "--pid", "--mount", "--fork", "sh", "-c",
+                   f"read a; for i in 1 2 3; do {bin_dir}/workload getppid 23; done"])
+    try:
+        sh = wait_until(lambda: next((c for c in psutil.Process(un.pid).children(recursive=True)
+                                      if c.name() == "sh"), None), what="the sandboxed shell")
+        out = tmp_path / "attach.json"
+
+        seen: list[str] = []
+
+        def go_once_attached():
+            # The first "syscalls/s" line is printed once the probes are attached and polling.
+            wait_until(lambda: seen.append(capsys.readouterr().err) or "syscalls/s" in "".join(seen),
+                       timeout=60, what="the attach to be live")
+            un.stdin.write(b"go\n")
+            un.stdin.flush()
+
+        t = threading.Thread(target=go_once_attached, daemon=True)
+        t.start()
+        status = main(["attach", str(sh.pid), "--seconds", "60", "--report", str(out)])
+        t.join()
+        assert status == 0
+        report = json.loads(out.read_text())
+        assert report["syscalls"]["getppid"]["count"] == 69
+        assert un.wait(timeout=10) == 0
+    finally:
+        _end(un)
