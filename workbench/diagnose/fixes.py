@@ -35,6 +35,8 @@ def to_file_shape(profile: dict[str, Any]) -> dict[str, Any]:
     if "namespaces" in p:
         out["namespaces"] = dict(p["namespaces"])
     fs = {k: p[k] for k in _FILESYSTEM if k in p}
+    if isinstance(fs.get("tmp_size"), int):
+        fs["tmp_size"] = size_text(fs["tmp_size"])  # "256M" reads better than 268435456
     fs["binds"] = [{"src": b["src"], "dst": b["dst"], "mode": "ro" if b.get("readonly", True) else "rw"}
                    for b in p.get("binds", [])]
     out["filesystem"] = fs
@@ -42,6 +44,8 @@ def to_file_shape(profile: dict[str, Any]) -> dict[str, Any]:
         out["network"] = {"mode": p["net"]}
     out["capabilities"] = {"keep": list(p.get("cap_keep", [])), "no_new_privs": p.get("no_new_privs", True)}
     out["limits"] = {k: p[k] for k in _LIMITS if p.get(k) is not None}
+    if isinstance(out["limits"].get("memory"), int):
+        out["limits"]["memory"] = size_text(out["limits"]["memory"])
     if p.get("rlimits"):
         out["rlimits"] = dict(p["rlimits"])
     if "seccomp" in p:

@@ -25,7 +25,7 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 _EVENTS_SQL = """
 SELECT e.seq, e.ts_ns, e.kind, e.payload,
        s.ts_ns, s.pid, s.tid, s.comm, s.nr, s.name, s.ret, s.errno, s.duration_ns, s.denied,
-       s.args, s.decoded, s.source, s.extra
+       s.args, s.decoded, {source}, {extra}
 FROM events e LEFT JOIN syscalls s ON s.batch = e.seq
 WHERE e.ts_ns >= ? AND e.ts_ns <= ? {kinds}
 ORDER BY e.ts_ns, e.seq, s.seq
@@ -112,6 +112,13 @@ class Recording:
         self.end_ns: int = last or 0
         self.event_count: int = count
         """Rows in `events` (a batch counts once)."""
+        # Files from before the source/extra columns (same format version: the columns only add).
+        try:
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(syscalls)")}
+        except sqlite3.DatabaseError as exc:
+            raise _damaged(self.path, str(exc)) from None
+        self._source = "source" if "source" in columns else "'host'"
+        self._extra = "extra" if "extra" in columns else "NULL"
         self.skipped = 0
         """Events of a type this workbench does not know, skipped while reading."""
 
@@ -137,7 +144,9 @@ class Recording:
             kinds_sql = f"AND e.kind IN ({','.join('?' * len(names))})"
             params += sorted(names)
         try:
-            cursor = self._db.execute(_EVENTS_SQL.format(kinds=kinds_sql), params)
+            sql = _EVENTS_SQL.format(kinds=kinds_sql, source=self._source.replace("source", "s.source"),
+                                     extra=self._extra.replace("extra", "s.extra"))
+            cursor = self._db.execute(sql, params)
             yield from self._decode(cursor)
         except sqlite3.DatabaseError as exc:
             raise _damaged(self.path, str(exc)) from None
@@ -188,7 +197,7 @@ class Recording:
     def syscalls(self, names: tuple[str, ...] | list[str]) -> Iterator[Syscall]:
         """Every recorded call of the syscalls `names`, in time order (an index scan, not a replay)."""
         sql = (f"SELECT ts_ns, pid, tid, comm, nr, name, ret, errno, duration_ns, denied, args, decoded, "
-               f"source, extra FROM syscalls WHERE name IN ({','.join('?' * len(names))}) ORDER BY ts_ns, seq")
+               f"{self._source}, {self._extra} FROM syscalls WHERE name IN ({','.join('?' * len(names))}) ORDER BY ts_ns, seq")
         try:
             for r in self._db.execute(sql, list(names)):
                 decoded = untyped(json.loads(r[11])) if r[11] != "{}" else {}
