@@ -26,24 +26,34 @@ from workbench.lessons import CheckResult, Collector, Lesson, Scratch, Step, eva
 from workbench.tui.messages import Lifecycle
 from workbench.tui.runner import open_session
 from workbench.tui.screens.session import SessionScreen
+from workbench.tui.widgets.syscall_stream import SyscallStream
 
 LIVE_CHECK_HZ = 4
 
 _MARK_STYLE = {True: ("✔ passed", "bold green"), False: ("✘ FAILED", "bold red"), None: ("… pending", "yellow")}
 
 
-def checks_table(step: Step, results: list[CheckResult] | None) -> Table:
-    """One row per check: its verdict (or "not run"), what it expects and what was seen."""
+def checks_table(step: Step, results: list[CheckResult] | None, compact: bool = False) -> Table:
+    """One row per check: its verdict (or "not run"), what it expects and what was seen (on one
+    line each when `compact`, for the banner over the session screen)."""
     table = Table(box=None, expand=True, show_header=False, pad_edge=False)
     table.add_column("mark", no_wrap=True, width=10)
-    table.add_column("check", ratio=1)
+    if compact:
+        table.add_column("check", ratio=2, no_wrap=True, overflow="ellipsis")
+        table.add_column("seen", ratio=3, no_wrap=True, overflow="ellipsis", style="dim")
+    else:
+        table.add_column("check", ratio=1)
     if results is None:
         for check in step.checks:
-            table.add_row(Text("· not run", style="dim"), check.what)
+            table.add_row(Text("· not run", style="dim"), Text(check.what), *([""] if compact else []))
         return table
     for r in results:
         mark, style = _MARK_STYLE[r.passed]
-        table.add_row(Text(mark, style=style), Group(Text(r.check.what), Text(f"seen: {r.seen}", style="dim")))
+        if compact:
+            # Text, not str: what was seen may hold brackets ("[seccomp] ...") that are not markup
+            table.add_row(Text(mark, style=style), Text(r.check.what), Text(f"seen: {r.seen}"))
+        else:
+            table.add_row(Text(mark, style=style), Group(Text(r.check.what), Text(f"seen: {r.seen}", style="dim")))
     return table
 
 
@@ -205,9 +215,10 @@ class LessonStepScreen(SessionScreen):
     """The session screen for one step, with the lesson's banner on top: what to expect, the panes
     to look at (marked), and the checks, live. Escape goes back to the lesson."""
 
-    BINDINGS = [Binding("escape", "back", "Back to the lesson")]
+    # A priority binding: the syscall pane takes escape for its own input, and gets it back below.
+    BINDINGS = [Binding("escape", "back", "Back to the lesson", priority=True)]
     DEFAULT_CSS = """
-    LessonStepScreen #lesson-banner { height: auto; max-height: 14; padding: 0 1; border: round $success; }
+    LessonStepScreen #lesson-banner { height: auto; max-height: 12; padding: 0 1; border: round $success; }
     LessonStepScreen .pane.-look { border: double $success; }
     LessonStepScreen .pane.-look:focus-within { border: double $accent; }
     """
@@ -261,9 +272,10 @@ class LessonStepScreen(SessionScreen):
         state = "layer on" if self.step.layer_on else "layer off"
         head = Text.assemble((f"{self.lesson.title}", "bold"), " — ", (f"{state}: {self.step.title}", "bold"),
                              "   ", verdict(self.results))
-        looks = Text.assemble(("look at: ", "bold"), *[
-            item for look in self.lesson.look for item in ((look.pane, "bold cyan"), f" ({look.what})  ")])
-        self.query_one("#lesson-banner", Static).update(Group(head, looks, checks_table(self.step, self.results)))
+        looks = Text.assemble(("look at the marked panes: ", "bold"),
+                              ", ".join(look.pane for look in self.lesson.look), ("   escape: back to the lesson", "dim"))
+        self.query_one("#lesson-banner", Static).update(
+            Group(head, looks, checks_table(self.step, self.results, compact=True)))
 
     def on_lifecycle(self, message: Lifecycle) -> None:
         super().on_lifecycle(message)
@@ -271,6 +283,10 @@ class LessonStepScreen(SessionScreen):
             self.final_checks()
 
     def action_back(self) -> None:
+        stream = self.query_one(SyscallStream)
+        if stream.query_one("#stream-input").display:
+            stream.action_close_input()
+            return
         self.dismiss(self.results)
 
 
@@ -284,7 +300,8 @@ def build_lesson_app(lesson: Lesson | None = None, theme: str = "dark"):
 
     class LessonApp(WorkbenchApp):
         def on_mount(self) -> None:
-            super().on_mount()
-            self.push_screen(LessonScreen(lesson) if lesson is not None else LessonListScreen())
+            # Textual also runs WorkbenchApp.on_mount (after this one): it pushes the launch
+            # screen, so ours goes on top of it once that is done, and escape leads back there.
+            self.call_later(self.push_screen, LessonScreen(lesson) if lesson is not None else LessonListScreen())
 
     return LessonApp(theme=theme)
