@@ -152,14 +152,15 @@ class SessionScreen(Screen):
 
     def _show_status(self) -> None:
         s = self.state
-        command = " ".join(s.started.command) if s.started else ""
-        parts = [s.exit_text(), command]
-        if s.started:
-            parts.append(f"profile {s.started.profile_name}, {s.started.backend}")
+        # Most important first: a long command must not push the denials off a narrow line.
+        parts = [s.exit_text()]
         if s.denials_total:
             parts.append(f"{s.denials_total} DENIED")
         if s.kernel_lost or s.stream_dropped:
             parts.append(f"dropped {s.stream_dropped + s.kernel_lost}")
+        if s.started:
+            parts.append(" ".join(s.started.command))
+            parts.append(f"profile {s.started.profile_name}, {s.started.backend}")
         off = [p.probe for p in s.probes.values() if p.state == "off"]
         if off:
             parts.append("probes off: " + ", ".join(off))
