@@ -236,8 +236,9 @@ class LessonStepScreen(SessionScreen):
         yield Static("", id="lesson-banner")
         yield from super().compose()
 
+    # Textual runs the handlers of every class in the MRO: SessionScreen's on_mount, on_unmount and
+    # on_lifecycle run on their own, so these must not call super() (that would start it twice).
     def on_mount(self) -> None:
-        super().on_mount()
         looks = {look.pane: look.what for look in self.lesson.look}
         for pane, what in looks.items():
             for widget in self.query(f"#{pane}"):
@@ -248,7 +249,6 @@ class LessonStepScreen(SessionScreen):
         self.show_banner()
 
     def on_unmount(self) -> None:
-        super().on_unmount()
         self.collector.close()
 
     def live_checks(self) -> None:
@@ -278,7 +278,6 @@ class LessonStepScreen(SessionScreen):
             Group(head, looks, checks_table(self.step, self.results, compact=True)))
 
     def on_lifecycle(self, message: Lifecycle) -> None:
-        super().on_lifecycle(message)
         if isinstance(message.event, ev.SessionEnded):
             self.final_checks()
 
