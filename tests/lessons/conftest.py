@@ -4,7 +4,6 @@ counts BPF descriptors (the loader caches them per process on purpose)."""
 from __future__ import annotations
 
 import glob
-import os
 
 import pytest
 
@@ -23,13 +22,3 @@ def live(no_leaks):
     loader.release_cached()
     assert scratch_dirs() <= before, "a lesson left its scratch directory behind"
 
-
-def gvisor_wired() -> bool:
-    """Whether the session follows the gVisor Sentry's log onto the bus (the backend's
-    `attach_bus` hook): without it the gVisor lesson cannot see where the app's syscalls land."""
-    import inspect
-
-    from workbench import session
-
-    return os.path.exists(os.path.join(os.path.dirname(session.__file__), "sandbox", "gvisor.py")) \
-        and "attach_bus" in inspect.getsource(session)

@@ -8,27 +8,16 @@ import pytest
 from workbench import lessons
 from workbench.lessons import evaluate_all
 
-from .conftest import gvisor_wired
-
 pytestmark = [pytest.mark.privileged, pytest.mark.usefixtures("live")]
 
 NAMES = [lesson.name for lesson in lessons.load_all()]
-
-
-def _param(name: str):
-    if name == "gvisor":
-        # strict: fails the suite once the session follows the Sentry's log, until this goes
-        return pytest.param(name, marks=pytest.mark.xfail(
-            not gvisor_wired(), strict=True,
-            reason="the session does not call the gVisor backend's attach_bus: the Sentry's view is not on the bus"))
-    return name
 
 
 def test_all_nine_layers_have_a_lesson():
     assert NAMES == ["pid", "mount", "net", "user", "capabilities", "memory", "pids", "seccomp", "gvisor"]
 
 
-@pytest.mark.parametrize("name", [_param(n) for n in NAMES])
+@pytest.mark.parametrize("name", NAMES)
 def test_lesson_checks_pass_and_tell_on_from_off(name: str):
     lesson = lessons.load(name)
     run = lessons.run_lesson(lesson)
