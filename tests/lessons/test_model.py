@@ -85,3 +85,19 @@ def test_lessons_do_not_import_the_faces():
             "or m.startswith(('workbench.tui', 'workbench.cli'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "lessons"
+
+
+def test_docs_follow_the_lesson_files():
+    """docs/lessons/NAME.md is the same lesson readable on its own: it must not drift from the file."""
+    index = (DOCS / "README.md").read_text()
+    for lesson in lessons.load_all():
+        assert f"[{lesson.name}]({lesson.name}.md)" in index
+        page = (DOCS / f"{lesson.name}.md").read_text()
+        assert page.startswith(f"# {lesson.title}\n")
+        for step in lesson.steps:
+            assert step.title in page, (lesson.name, step.name)
+            for c in step.checks:
+                assert f"- {c.what}\n" in page, (lesson.name, step.name, c.what)
