@@ -31,6 +31,7 @@ class Run:
     status: int
     report: dict
     events: list = field(default_factory=list)
+    sandbox: object = None
 
     def out(self, stream: str = "stdout") -> str:
         return b"".join(e.data for e in self.events if isinstance(e, ev.Output) and e.stream == stream).decode()
@@ -65,7 +66,7 @@ def run(command: list[str], backend: str, p: prof.Profile | None = None, *, trac
         session.close()
     assert exited is not None
     status = exited.exit_code if exited.signal is None else 128 + exited.signal
-    return Run(status, session.report(), events)
+    return Run(status, session.report(), events, session.sandbox)
 
 
 @pytest.fixture(autouse=True)

@@ -33,6 +33,7 @@ from workbench.sandbox.profile import Profile
 
 FOLLOW_EVERY_S = 0.02
 BATCH = 2048
+STUBS_DIR = "stubs"
 
 
 def limitations(p: Profile) -> list[str]:
@@ -59,6 +60,17 @@ def limitations(p: Profile) -> list[str]:
     if p.memory:
         out.append("limits.memory covers the Sentry and gofer as well as the app's memory")
     return out
+
+
+def _traced(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("TracerPid:"):
+                    return line.split()[1] != "0"
+    except OSError:
+        pass
+    return False
 
 
 def runsc_args(p: Profile, command: list[str], state_dir: str, log_dir: str) -> list[str]:
@@ -94,6 +106,13 @@ class GvisorSandbox:
         self._holder: held.Held | None = None
         self._tmp: str | None = None
         self._follower: threading.Thread | None = None
+        self._stub_watcher: threading.Thread | None = None
+        self.stubs_moved: list[int] = []
+        """Host pids of the ptrace stubs moved out of app/ (the first ones; the rest inherit)."""
+        self.late_stubs: list[int] = []
+        """Stubs found in app/ after it had already run app syscalls there: the host probes read
+        those calls (sys_exit without sys_enter) as seccomp denials. A session should drop the
+        denials of these pids (the race is lost when a stub clones the next one within ~5 ms)."""
         self._follow_stop = threading.Event()
         self._closed = False
         self._released_at: float | None = None
@@ -166,7 +185,73 @@ class GvisorSandbox:
             self._follower = threading.Thread(target=self._follow, name="workbench-gvisor-strace", daemon=True)
             self._follower.start()
         assert self._holder is not None
+        if self.cgroup is not None and self.cgroup.v2:
+            self._stub_watcher = threading.Thread(target=self._move_stubs_aside, name="workbench-gvisor-stubs",
+                                                  daemon=True)
+            self._stub_watcher.start()
         self._holder.go()
+
+    # --- ptrace stubs ----------------------------------------------------------------------------
+
+    def _move_stubs_aside(self) -> None:
+        """Move gVisor's first ptrace stub from app/ to a sibling cgroup before the app runs.
+
+        Under the ptrace platform every app syscall enters the host kernel in a stub process and is
+        stopped there by PTRACE_SYSEMU: the host's sys_exit fires without a sys_enter, which is the
+        very signature the probes read as a seccomp denial. Every stub is cloned from the first one
+        (which the Sentry forks at boot, before the app starts), so moving that one moves them all,
+        and the probes, filtered on app/, see the Sentry's own host syscalls only. Limits still
+        apply: the sibling is inside the sandbox's cgroup.
+        """
+        cg = self.cgroup
+        assert cg is not None and cg.v2 is not None and cg.app_dir is not None
+        stubs = os.path.join(cg.v2, STUBS_DIR)
+        try:
+            os.mkdir(stubs)
+        except OSError as exc:
+            self._notice("warning", f"cannot set gVisor's ptrace stubs aside ({exc.strerror}): the probes "
+                         "will report the app's syscalls as seccomp denials")
+            return
+        while not self._follow_stop.is_set():
+            try:
+                with open(os.path.join(cg.app_dir, "cgroup.procs")) as f:
+                    pids = [int(x) for x in f.read().split()]
+            except OSError:
+                return
+            for pid in pids:
+                if pid not in self.stubs_moved and _traced(pid):
+                    late = bool(self.stubs_moved)  # cloned by a stub before that stub was moved
+                    try:
+                        with open(os.path.join(stubs, "cgroup.procs"), "w") as f:
+                            f.write(str(pid))
+                        self.stubs_moved.append(pid)
+                    except OSError:
+                        continue
+                    if late and not self.late_stubs:
+                        self._notice("warning", "gVisor's ptrace stubs were set aside late: the host view "
+                                     f"may show some of the app's first syscalls (pid {pid}) as seccomp "
+                                     "denials")
+                    if late:
+                        self.late_stubs.append(pid)
+            # Finely until the first stub is aside (the app starts ~100 ms into the boot), then
+            # keep an eye out: a stub cloned by a traced helper before it was moved stays behind.
+            self._follow_stop.wait(0.005 if self.stubs_moved else 0.001)
+
+    def _remove_stubs_dir(self) -> None:
+        cg = self.cgroup
+        if cg is None or not cg.v2:
+            return
+        stubs = os.path.join(cg.v2, STUBS_DIR)
+        deadline = time.monotonic() + 2.0
+        while os.path.isdir(stubs):
+            try:
+                os.rmdir(stubs)
+            except FileNotFoundError:
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.005)  # dying stubs leave the cgroup asynchronously
 
     # --- the Sentry's view ---------------------------------------------------------------------
 
@@ -280,8 +365,12 @@ class GvisorSandbox:
                 self._holder.proc.wait()
         self._closed = True
         self._stop_follower()
+        if self._stub_watcher is not None:
+            self._stub_watcher.join(timeout=5)
         if self.cgroup is not None:
             usage = self.cgroup.usage()
+            self.cgroup.kill_all()
+            self._remove_stubs_dir()
             self.cgroup.remove()
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
