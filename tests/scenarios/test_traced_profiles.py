@@ -115,3 +115,18 @@ def test_bad_recordings_are_one_line_errors_with_status_2(tmp_path, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("workbench: "), err
+
+
+def test_a_gvisor_recording_profiles_the_apps_syscalls_not_the_sentrys(tmp_path):
+    rec = str(tmp_path / "gvisor.sqlite")
+    outcome = run(load("default"), ["sh", "-c", "echo 23"], record=rec, backend="gvisor")
+    assert outcome.ok and outcome.stdout == b"23\n"
+    db = sqlite3.connect(rec)
+    app = {r[0] for r in db.execute("SELECT DISTINCT name FROM syscalls WHERE source = 'gvisor'")}
+    sentry_only = {r[0] for r in db.execute("SELECT DISTINCT name FROM syscalls WHERE source = 'host'")} - app
+    db.close()
+    assert app and sentry_only  # both views were recorded
+    status, text = cli("profile", rec, "--format", "oci")
+    assert status == 0
+    names = set(json.loads(text)["syscalls"][0]["names"])
+    assert names == {n for n in app if not n.startswith("sys_")} | {"execve", "exit_group"}

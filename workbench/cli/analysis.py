@@ -97,8 +97,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _counts(rec) -> dict[str, int]:
-    # syscall_<nr> names are numbers libseccomp does not know (or nr -1 of an interrupted exec).
-    counts = {k: v for k, v in rec.syscall_counts().items() if not k.startswith("syscall_")}
+    """The app's syscalls by name. Under gVisor only the Sentry's account of the app counts: the
+    host probes (and their in-kernel stats) saw the Sentry itself."""
+    gvisor = "gvisor" in rec.sources()
+    raw = rec.syscall_counts(source="gvisor" if gvisor else None)
+    # syscall_<nr> / sys_<nr> are numbers nobody could name (or nr -1 of an interrupted exec).
+    counts = {k: v for k, v in raw.items() if not k.startswith(("syscall_", "sys_"))}
+    if gvisor:
+        return counts
     for stats in rec.events(kinds=(ev.SyscallStats,)):
         for s in stats.stats:  # exact in-kernel counts: they see what the stream dropped
             if s.count and not s.name.startswith("syscall_"):

@@ -186,11 +186,24 @@ class Recording:
                 continue
             yield event
 
-    def syscall_counts(self, include_denied: bool = True) -> dict[str, int]:
-        """Calls per syscall name over the whole recording, computed in SQL."""
-        sql = "SELECT name, count(*) FROM syscalls" + ("" if include_denied else " WHERE denied = 0") + " GROUP BY name"
+    def syscall_counts(self, include_denied: bool = True, source: str | None = None) -> dict[str, int]:
+        """Calls per syscall name over the whole recording (of one `source` if given), in SQL."""
+        where = [] if include_denied else ["denied = 0"]
+        params: list[Any] = []
+        if source is not None:
+            where.append(f"{self._source} = ?")
+            params.append(source)
+        sql = ("SELECT name, count(*) FROM syscalls" + (" WHERE " + " AND ".join(where) if where else "")
+               + " GROUP BY name")
         try:
-            return dict(self._db.execute(sql).fetchall())
+            return dict(self._db.execute(sql, params).fetchall())
+        except sqlite3.DatabaseError as exc:
+            raise _damaged(self.path, str(exc)) from None
+
+    def sources(self) -> set[str]:
+        """Where the recorded syscalls come from: {"host"}, or {"gvisor", "host"} under gVisor."""
+        try:
+            return {row[0] for row in self._db.execute(f"SELECT DISTINCT {self._source} FROM syscalls")}
         except sqlite3.DatabaseError as exc:
             raise _damaged(self.path, str(exc)) from None
 
