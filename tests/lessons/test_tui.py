@@ -139,3 +139,46 @@ async def test_the_list_opens_a_lesson():
         assert "cgroup memory: the OOM killer at the limit" in screen_text(app)
         await pilot.press("q")
         await wait_for(pilot, lambda: not app.is_running, "the app to exit", 20)
+
+
+WAITING = '''
+name = "waiting"
+title = "A step left while it runs"
+layer = "pid"
+summary = "s"
+explanation = "e"
+[[steps]]
+name = "on"
+title = "waits for a line on stdin"
+command = ["sh", "-c", "echo waiting; read line; echo got $line"]
+[[steps.checks]]
+what = "it says it waits"
+stdout_matches = "waiting"
+[[steps.checks]]
+what = "it exits 0"
+expect = { exit_code = 0 }
+'''
+
+
+async def test_a_step_left_while_running_gets_its_verdict_when_it_ends():
+    app = build_lesson_app(from_dict(tomllib.loads(WAITING), "waiting"))
+    async with app.run_test(size=(150, 50)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, LessonScreen), "the lesson screen")
+        lesson_screen = app.screen
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, LessonStepScreen), "the step screen")
+        step = app.screen
+        # live: the line it printed passes at once, the exit status waits for the end
+        await wait_for(pilot, lambda: [r.passed for r in step.results] == [True, None], "the live verdicts")
+        assert "running — 1/2 so far" in screen_text(app)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is lesson_screen, "back to the lesson")
+        assert [r.passed for r in lesson_screen.results["on"]] == [True, None]
+        step.session.kill()  # the step ends off screen...
+        await wait_for(pilot, lambda: lesson_screen.results["on"][1].passed is False, "the final verdict")
+        # ...and its verdict still reaches the lesson
+        assert lesson_screen.results["on"][1].seen == "killed by SIGKILL"
+        await pilot.pause()
+        assert "1/2 checks passed" in screen_text(app)
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: not app.is_running, "the app to exit", 20)

@@ -11,6 +11,8 @@ gathers the facts, `evaluate_all` answers the checks; here we only show them.
 
 from __future__ import annotations
 
+import threading
+
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -231,6 +233,7 @@ class LessonStepScreen(SessionScreen):
         self.collector = Collector(session.bus, parent.scratch)
         self.results: list[CheckResult] = evaluate_all(step.checks, _no_facts(), final=False)
         self.final = False
+        self._finish_lock = threading.Lock()
 
     def compose(self):
         yield Static("", id="lesson-banner")
@@ -249,7 +252,38 @@ class LessonStepScreen(SessionScreen):
         self.show_banner()
 
     def on_unmount(self) -> None:
+        if self.final:
+            self.collector.close()
+            return
+        # Left while the step still runs: its verdict reaches the lesson screen when it ends.
+        app = self.app
+        if self.collector.facts.ended:
+            self._finish_offscreen(app)
+            return
+
+        def on_end(_event) -> None:
+            self._finish_offscreen(app, from_thread=True)
+
+        self._end_unsubscribe = self.session.bus.subscribe(on_end, ev.SessionEnded)
+        if self.collector.facts.ended:  # ended between the check above and the subscription
+            self._end_unsubscribe()
+            self._finish_offscreen(app)
+
+    def _finish_offscreen(self, app, from_thread: bool = False) -> None:
+        with self._finish_lock:  # the bus thread and the unmount may both get here: once is enough
+            if self.final:
+                return
+            self.final = True
+        facts = self.collector.snapshot(self.session.report(), self.lesson.host_paths(), ended=True)
         self.collector.close()
+        results = evaluate_all(self.step.checks, facts, final=True)
+        if from_thread:
+            try:
+                app.call_from_thread(self.lesson_screen.step_results, self.step, results)
+            except RuntimeError:
+                pass  # the app has exited meanwhile: nobody is left to show it
+        else:
+            self.lesson_screen.step_results(self.step, results)
 
     def live_checks(self) -> None:
         if self.final:
