@@ -100,8 +100,9 @@ def test_whatif_and_export_over_a_real_recording(tmp_path):
     status, text = cli("export", rec, "--format", "chrome-trace")
     assert status == 0
     trace = json.loads(text)["traceEvents"]
-    assert sum(1 for e in trace if e.get("cat") in ("syscall", "seccomp") and e["ph"] in ("X", "i")) \
-        >= total_calls
+    slices = [e for e in trace if e.get("cat") == "syscall"]
+    assert len(slices) == total_calls and {e["ph"] for e in slices} == {"X"}  # nothing was denied
+    assert {e["name"] for e in trace if e.get("ph") == "M"} == {"process_name"}
 
     status, text = cli("explain", rec)
     assert status == 0 and "exit 0" in text.splitlines()[0]
