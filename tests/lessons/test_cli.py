@@ -106,3 +106,18 @@ def test_a_failed_check_says_what_was_seen_and_exits_1(tmp_path, no_leaks):
     i = lines.index("    FAILED  the command believes it is pid 1")
     assert lines[i + 1] == "            seen: stdout: my pid: 2"
     assert "    passed  it exits 0" in lines and "wrong: 1/2 checks passed" in lines
+
+
+NO_SUCH_COMMAND = WRONG.replace('command = ["sh", "-c", "echo my pid: $$"]', 'command = ["no-such-program-23"]')
+
+
+@pytest.mark.privileged
+def test_a_step_that_cannot_start_says_why_in_each_check(tmp_path, no_leaks):
+    path = tmp_path / "wrong.toml"
+    path.write_text(NO_SUCH_COMMAND)
+    out = workbench("learn", "--check", str(path))
+    assert out.returncode == 1, out.stdout + out.stderr
+    seen = [line for line in out.stdout.splitlines() if line.startswith("            seen: ")]
+    assert len(seen) == 2
+    assert all("the sandbox could not be created:" in line and "no-such-program-23" in line for line in seen)
+    assert "Traceback" not in out.stderr

@@ -220,17 +220,20 @@ def run_step(lesson: Lesson, step: Step, scratch: str, record: str | None = None
 
     session = Session(step_options(lesson, step, scratch, record))
     collector = Collector(session.bus, scratch)
+    failed = None
     try:
         try:
             session.start()
             if session.wait(timeout=STEP_DEADLINE_S) is None:
                 session.kill()
-        except WorkbenchError:
-            pass  # the session published the failure (Notice, SandboxExited 125...): checks see it
+        except WorkbenchError as exc:
+            # Nothing ran, so every check would fail on empty output: say why once, in each.
+            failed = f"the sandbox could not be created: {exc}"
     finally:
         session.close()
         collector.close()
     facts = collector.snapshot(session.report(), lesson.host_paths(), ended=True)
+    facts.unavailable = failed
     return StepRun(step, facts, evaluate_all(step.checks, facts), record)
 
 

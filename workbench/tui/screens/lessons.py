@@ -24,7 +24,8 @@ from textual.widgets.option_list import Option
 
 from workbench.core import events as ev
 from workbench.core.errors import WorkbenchError
-from workbench.lessons import CheckResult, Collector, Lesson, Scratch, Step, evaluate_all, load_all, step_options
+from workbench.lessons import (CheckResult, Collector, Facts, Lesson, Scratch, Step, evaluate_all, load_all,
+                               step_options)
 from workbench.tui.messages import Lifecycle
 from workbench.tui.runner import open_session
 from workbench.tui.screens.session import SessionScreen
@@ -193,7 +194,7 @@ class LessonScreen(Screen):
         sessions = getattr(self.app, "sessions", None)
         if isinstance(sessions, list):
             sessions.append(session)  # the app tears down every session it knows when it quits
-        self.results[step.name] = evaluate_all(step.checks, _no_facts(), final=False)
+        self.results[step.name] = evaluate_all(step.checks, Facts(), final=False)
         self.refresh_steps()
         self.app.push_screen(LessonStepScreen(self, step, session, options), self._step_done)
 
@@ -205,12 +206,6 @@ class LessonScreen(Screen):
 
     def _step_done(self, _result=None) -> None:
         self.refresh_steps()
-
-
-def _no_facts():
-    from workbench.lessons import Facts
-
-    return Facts()
 
 
 class LessonStepScreen(SessionScreen):
@@ -231,7 +226,7 @@ class LessonStepScreen(SessionScreen):
         self.lesson = parent.lesson
         self.step = step
         self.collector = Collector(session.bus, parent.scratch)
-        self.results: list[CheckResult] = evaluate_all(step.checks, _no_facts(), final=False)
+        self.results: list[CheckResult] = evaluate_all(step.checks, Facts(), final=False)
         self.final = False
         self._finish_lock = threading.Lock()
 
