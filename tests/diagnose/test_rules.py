@@ -250,3 +250,11 @@ def test_no_bind_is_proposed_where_a_rootfs_has_no_mount_point(tmp_path):
     f, _ = top(session(p, sc("openat", errno="ENOENT", pathname="/etc/hostname")), p)
     assert f.layer == "mount" and "rootfs" in f.summary
     assert f.fix_options == () and f.fix_profile == {} and "copy it into the rootfs" in f.fix
+
+
+def test_a_sigsys_exit_without_probes_still_names_seccomp():
+    p = apply_overrides(load("default"), deny=["rmdir"])
+    p.seccomp.action = "kill"
+    findings = diagnose(session(p, exit_code=None, sig=signal.SIGSYS), p.to_dict())
+    assert [(x.layer, x.rule) for x in findings] == [("seccomp", "seccomp-denial:(unknown syscall)")]
+    assert "tracing" in findings[0].fix and findings[0].fix_options == ()

@@ -158,9 +158,14 @@ def seccomp_denials(f: Facts) -> list[Candidate]:
             groups["(unknown syscall)"] = {"lines": [f"{f.when(fs.ts_ns)} pid {fs.pid} ({fs.comm}) killed by SIGSYS "
                                                       "from seccomp"], "count": 1, "action": "kill", "errno": None,
                                            "rule": "", "last": fs.ts_ns, "pid": fs.pid, "args": {}}
+    if not groups and f.exited is not None and f.exited.signal == SIGSYS and sc_profile.get("mode") != "off":
+        # No probes (--no-trace): the exit alone says seccomp killed it, not for which syscall.
+        groups["(unknown syscall)"] = {"lines": [f"{f.when(f.exited.ts_ns)} the command was killed by SIGSYS"],
+                                       "count": 1, "action": "kill", "errno": None, "rule": "",
+                                       "last": f.exited.ts_ns, "pid": f.main_pid, "args": {}}
     out = []
     for name, g in groups.items():
-        killed = g["action"] in ("kill", "trap") or (f.exited is not None and f.exited.signal == SIGSYS)
+        killed = g["action"] in ("kill", "trap")  # an errno denial in a run killed by another is not
         newuser = name in ("clone", "unshare") and name not in sc_profile.get("syscalls", []) \
             and sc_profile.get("deny_clone_newuser", True) and sc_profile.get("mode") == "deny"
         if name.startswith("("):
