@@ -230,3 +230,66 @@ def test_every_attempt_failed(escape):
     assert escaped == {}
     assert escape["sleeper"].poll() is None
     assert escape["sleeper"].send_signal(signal.SIGCONT) is None
+
+
+# --- a terminal shared with the host (the TUI's shell: stdin = "terminal") -------------------------
+
+TYPE_INTO_TERMINAL = r'''
+import ctypes, errno, fcntl, os, termios
+libc = ctypes.CDLL(None, use_errno=True)
+print("isatty", os.isatty(0), "tcgets", len(termios.tcgetattr(0)))
+try:
+    for ch in b"echo INJECTED-BY-SANDBOX\n":
+        fcntl.ioctl(0, termios.TIOCSTI, bytes([ch]))
+    print("tiocsti ok")
+except OSError as e:
+    print("tiocsti", errno.errorcode[e.errno])
+# The request with its upper 32 bits set: the kernel only looks at the low half.
+ch = ctypes.c_char(b"X")
+r = libc.syscall(16, 0, ctypes.c_ulong((1 << 32) | termios.TIOCSTI), ctypes.byref(ch))
+print("tiocsti-high", "ok" if r == 0 else errno.errorcode[ctypes.get_errno()])
+'''
+
+
+def run_on_a_terminal(profile: str, code: str) -> tuple[int, str, bytes]:
+    """Run python code in a sandbox sharing a pty with us; (status, what it printed, what was
+    left in the terminal's input queue for the next reader: the host's shell)."""
+    import os
+    import pty
+    import select
+    import sys
+
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, str(HERE / "tty_driver.py"), os.ttyname(slave), "python3", "-c", code],
+                                env={**os.environ, "TTY_PROFILE": profile}, cwd=str(HERE.parent.parent))
+        out = b""
+        while proc.poll() is None or select.select([master], [], [], 0.1)[0]:
+            if select.select([master], [], [], 0.1)[0]:
+                out += os.read(master, 65536)
+        os.set_blocking(slave, False)
+        try:
+            pending = os.read(slave, 4096)
+        except BlockingIOError:
+            pending = b""
+        return proc.returncode, out.decode(errors="replace").replace("\r\n", "\n"), pending
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+@pytest.mark.parametrize("profile,answer", [("default", "EIO"), ("strict", "EPERM")])
+def test_a_shared_terminal_cannot_be_typed_into(profile, answer):
+    status, out, pending = run_on_a_terminal(profile, TYPE_INTO_TERMINAL)
+    assert status == 0, out
+    assert out.splitlines() == ["isatty True tcgets 7", f"tiocsti {answer}", f"tiocsti-high {answer}"]
+    assert pending == b""  # nothing waits for the host's shell
+
+
+@pytest.mark.xfail(strict=True, reason="sandbox/inside.py: with seccomp.mode = 'off' (permissive) no filter is "
+                                       "loaded, so a command given the terminal can TIOCSTI into it; load "
+                                       "security.terminal_guard() there when stdin is the terminal")
+def test_a_shared_terminal_cannot_be_typed_into_without_a_seccomp_policy():
+    status, out, pending = run_on_a_terminal("permissive", TYPE_INTO_TERMINAL)
+    assert status == 0, out
+    assert pending == b""

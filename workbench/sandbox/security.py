@@ -18,6 +18,13 @@ RLIMIT_IDS = {
     "cpu": resource.RLIMIT_CPU, "memlock": resource.RLIMIT_MEMLOCK,
 }
 CLONE_NEWUSER = 0x10000000
+# ioctls that push input into a terminal: a program sharing the caller's terminal (the TUI's shell)
+# could type commands for the host's shell to run once the sandbox ends. Refused whatever the
+# policy says about ioctl, as bubblewrap does, with EIO: the kernel's own answer when
+# dev.tty.legacy_tiocsti = 0.
+TIOCSTI = 0x5412
+TIOCLINUX = 0x541C
+TERMINAL_INJECTION = (TIOCSTI, TIOCLINUX)
 # Syscalls the launcher makes between loading an allow-list filter and the command's first
 # instruction: without them the command could never start.
 LAUNCHER_NEEDS = ("execve", "exit_group")
@@ -81,16 +88,50 @@ def build_filter(sc: dict):
                 f.add_rule(action, "unshare", seccomp.Arg(0, seccomp.MASKED_EQ, CLONE_NEWUSER, CLONE_NEWUSER))
             if "clone3" not in sc["syscalls"]:
                 f.add_rule(seccomp.ERRNO(errno_mod.ENOSYS), "clone3")
+        if "ioctl" not in sc["syscalls"]:
+            # The request is an unsigned int: compare the low 32 bits only, or a caller could
+            # slip past an exact match by setting the register's upper half.
+            for request in TERMINAL_INJECTION:
+                f.add_rule(seccomp.ERRNO(errno_mod.EIO), "ioctl",
+                           seccomp.Arg(1, seccomp.MASKED_EQ, 0xFFFFFFFF, request))
     else:
         f = seccomp.SyscallFilter(action)
         for name in dict.fromkeys(list(sc["syscalls"]) + list(LAUNCHER_NEEDS)):
-            f.add_rule(seccomp.ALLOW, name)
+            if name == "ioctl":
+                _allow_ioctl_except(f, seccomp, TERMINAL_INJECTION)
+            else:
+                f.add_rule(seccomp.ALLOW, name)
     if sc["log"]:
         try:
             f.set_attr(seccomp.Attr.CTL_LOG, 1)
         except (ValueError, OSError):
             pass  # older kernels: denials are still seen by the probes
     return f
+
+
+def _allow_ioctl_except(f, seccomp, refused: tuple[int, ...]) -> None:
+    """Allow ioctl unless the low 32 bits of its request are one of `refused` (those fall to the
+    filter's default, the allow-list's refusal).
+
+    libseccomp lets an unconditional allow shadow any narrower rule for the same syscall, and has
+    no masked not-equal, so "request not in refused" is spelled as allow rules that are ORed:
+    one per bit on which every refused value agrees (the request differs there), and one per
+    pattern of the remaining bits that no refused value has.
+    """
+    low = 0xFFFFFFFF
+    differ = 0
+    for r in refused:
+        differ |= r ^ refused[0]
+    common = low & ~differ
+    for bit in range(32):
+        if common & (1 << bit):
+            f.add_rule(seccomp.ALLOW, "ioctl", seccomp.Arg(1, seccomp.MASKED_EQ, 1 << bit, ~refused[0] & (1 << bit)))
+    free = [bit for bit in range(32) if differ & (1 << bit)]
+    taken = {r & differ for r in refused}
+    for n in range(1 << len(free)):
+        pattern = sum(1 << bit for i, bit in enumerate(free) if n & (1 << i))
+        if pattern not in taken:
+            f.add_rule(seccomp.ALLOW, "ioctl", seccomp.Arg(1, seccomp.MASKED_EQ, differ, pattern))
 
 
 _SYS_SECCOMP = 317
@@ -129,9 +170,20 @@ def load_compiled(program: bytes, log: bool) -> None:
         raise OSError(err, f"seccomp: {os.strerror(err)}")
 
 
+def terminal_guard() -> bytes:
+    """A filter refusing only TIOCSTI/TIOCLINUX, for a command given the caller's terminal when its
+    profile loads no seccomp policy (mode 'off'). Needs no_new_privs before it is loaded."""
+    return compile_filter({"mode": "deny", "action": "errno", "errno": "EPERM", "syscalls": [], "log": False,
+                           "deny_clone_newuser": False})
+
+
 def rule_for(sc: dict, syscall: str) -> str:
     """The profile rule that refuses `syscall`, in words (for denial events and the report)."""
     act = sc["action"] + (f" {sc['errno']}" if sc["action"] == "errno" else "")
+    if syscall == "ioctl" and sc["mode"] == "deny" and "ioctl" not in sc["syscalls"]:
+        return "seccomp: ioctl TIOCSTI/TIOCLINUX (typing into a shared terminal) is always refused: errno EIO"
+    if syscall == "ioctl" and sc["mode"] == "allow" and "ioctl" in sc["syscalls"]:
+        return f"seccomp.syscalls (allow-list) lists ioctl, except TIOCSTI/TIOCLINUX (typing into a shared terminal): {act}"
     if sc["mode"] == "deny":
         if syscall in sc["syscalls"]:
             return f"seccomp.syscalls (deny-list) lists {syscall}: {act}"
