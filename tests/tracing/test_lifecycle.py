@@ -145,3 +145,38 @@ def test_dump_bpf_shows_what_was_loaded(make_tracer):
     for fn in ("wb_sys_enter", "wb_sys_exit", "tracepoint__signal__signal_generate"):
         section = text.split(f"# {fn}\n", 1)[1]
         assert "\n   0: " in section.split("\n# ", 1)[0]  # its instructions, disassembled by bcc
+
+
+def test_a_second_stop_returns_only_when_the_first_is_done(make_tracer, sandboxes, recorder, workload, wait_for):
+    import sys
+    import threading
+
+    t = make_tracer()
+    t.compile()
+    held = sandboxes.launch([workload, "getppid", "23"])
+    t.attach(held.cgroup_id, held.pid, held.pid)
+    t.start()
+    held.release()
+    assert held.wait() == 0
+    order = []
+    second = threading.Thread(target=lambda: (t.stop(), order.append("second returned")))
+
+    def waiting_in_stop(th):
+        frame = sys._current_frames().get(th.ident)
+        names = []
+        while frame is not None:
+            names.append(frame.f_code.co_name)
+            frame = frame.f_back
+        return "stop" in names and "wait" in names
+
+    def on_status(ev):
+        # Inside the first stop's final publish: start a second caller and see it wait.
+        if ev.state == "detached" and not second.is_alive() and not order:
+            second.start()
+            wait_for(lambda: waiting_in_stop(second), what="the second stop() to wait")
+            order.append("first published")
+
+    recorder.bus.subscribe(on_status, ProbeStatus)
+    t.stop()
+    second.join(10)
+    assert order == ["first published", "second returned"]

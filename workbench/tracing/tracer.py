@@ -62,6 +62,8 @@ class Tracer:
         self._decoder: Decoder | None = None
         self._attached = False
         self._stopped = False
+        self._stopping_thread: threading.Thread | None = None
+        self._stop_done = threading.Event()
         self._user_lost = 0
         self._lost_reported: dict[str, int] = {}
         self._final_lost = 0
@@ -162,15 +164,29 @@ class Tracer:
         Safe from any thread, a bus subscriber included: called from one of our own threads it
         hands the work to a new thread (ours cannot join themselves) and returns at once.
         """
+        me = threading.current_thread()
         with self._lock:
             if self._stopped:
-                return
-            if threading.current_thread() in (self._thread, self._decoder_thread):
+                wait = me not in (self._thread, self._decoder_thread, self._stopping_thread)
+            elif me in (self._thread, self._decoder_thread):
                 threading.Thread(target=self.stop, name="workbench-tracer-stop", daemon=True).start()
                 return
-            self._stopped = True
-            self._stop.set()
-            thread, loaded, attached = self._thread, self._loaded, self._attached
+            else:
+                wait = None
+                self._stopped = True
+                self._stopping_thread = me
+                self._stop.set()
+                thread, loaded, attached = self._thread, self._loaded, self._attached
+        if wait is not None:
+            if wait:  # a second caller returns when the first one is done, not before
+                self._stop_done.wait()
+            return
+        try:
+            self._stop_now(thread, loaded, attached)
+        finally:
+            self._stop_done.set()
+
+    def _stop_now(self, thread: threading.Thread | None, loaded: loader.Loaded | None, attached: bool) -> None:
         if thread is not None:
             thread.join()
         if loaded is None:
