@@ -258,3 +258,13 @@ def test_a_sigsys_exit_without_probes_still_names_seccomp():
     findings = diagnose(session(p, exit_code=None, sig=signal.SIGSYS), p.to_dict())
     assert [(x.layer, x.rule) for x in findings] == [("seccomp", "seccomp-denial:(unknown syscall)")]
     assert "tracing" in findings[0].fix and findings[0].fix_options == ()
+
+
+def test_without_probes_the_error_message_is_a_weak_hint():
+    p = load("default")
+    out = ev.Output(ts_ns=T0 + 5, stream="stderr", data=b"touch: cannot touch '/etc/x': Read-only file system\n")
+    findings = diagnose(session(p, out), p.to_dict())
+    assert [(f.layer, f.rule) for f in findings] == [("readonly-fs", "stderr-hint:read-only file system")]
+    assert "no probes ran" in findings[0].summary and findings[0].fix_options == ()
+    with_probes = diagnose(session(p, out, sc("getpid", ret=7)), p.to_dict())
+    assert with_probes == []  # probes ran and saw nothing to blame: the message alone is not enough

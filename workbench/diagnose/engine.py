@@ -12,7 +12,7 @@ from typing import Any, Iterable
 
 from workbench.core import events as ev
 from workbench.core.bus import Bus
-from workbench.diagnose import rules, rules_privileges, rules_runtime
+from workbench.diagnose import rules, rules_hints, rules_privileges, rules_runtime
 from workbench.diagnose.facts import Facts
 from workbench.diagnose.rules import Candidate
 
@@ -27,6 +27,7 @@ RULES = (
     rules_runtime.network,
     rules_runtime.exec_failures,
     rules_runtime.gvisor_unsupported,
+    rules_hints.stderr_hints,
 )
 LIVE_INTERVAL_S = 0.25
 

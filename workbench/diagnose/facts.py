@@ -45,6 +45,8 @@ class Facts:
         self.stderr = bytearray()
         self.notices: list[ev.Notice] = []
         self.cwds: dict[int, str] = {}
+        self.saw_syscalls = False
+        """False when no probe reported anything (--no-trace, or eBPF unavailable)."""
         self.version = 0
         """Bumped when something a rule could use arrived (the live diagnoser re-runs on change)."""
 
@@ -52,6 +54,7 @@ class Facts:
         if self.t0 is None:
             self.t0 = event.ts_ns
         if isinstance(event, (ev.SyscallBatch, ev.Syscall)):
+            self.saw_syscalls = True
             for sc in event.syscalls if isinstance(event, ev.SyscallBatch) else (event,):
                 if sc.source != "host" and self.backend != "gvisor":
                     self._become_gvisor()
