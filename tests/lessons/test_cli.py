@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from workbench import lessons
+from workbench.lessons import Collector, evaluate_all
+
 WORKBENCH = [sys.executable, "-m", "workbench.cli.main"]
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,6 +78,27 @@ def test_check_records_each_step_for_explain(tmp_path, no_leaks):
     explained = workbench("explain", str(tmp_path / "seccomp-kill.sqlite"))
     assert explained.returncode == 0, explained.stderr
     assert "[seccomp] seccomp killed the process on mkdir" in explained.stdout
+    # Replayed onto a bus, each recording gives the checks the same verdicts and the same seen
+    for step in lessons.load("seccomp").steps:
+        replayed = replay_facts(tmp_path / f"seccomp-{step.name}.sqlite")
+        live = next(s for s in result["steps"] if s["step"] == step.name)["checks"]
+        assert [(r.passed, r.seen) for r in evaluate_all(step.checks, replayed)] == \
+            [(c["passed"], c["seen"]) for c in live], step.name
+
+
+def replay_facts(path: Path):
+    """A recording's events, published in order on a fresh bus, gathered like a live run's."""
+    from workbench.core.bus import Bus
+    from workbench.record import open_recording
+    from workbench.report import ReportBuilder
+
+    bus, report = Bus(), ReportBuilder()
+    bus.subscribe(report)
+    collector = Collector(bus)
+    with open_recording(path) as recording:
+        for event in recording.events():
+            bus.publish(event)
+    return collector.snapshot(report.build(), ended=True)
 
 
 WRONG = '''
