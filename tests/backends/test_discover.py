@@ -127,6 +127,7 @@ def test_compare_puts_the_same_command_under_bwrap_and_gvisor(capsys):
     assert gvisor["app_syscalls"] > 0  # gVisor: the Sentry answers them ...
     assert gvisor["host_syscalls"] > gvisor["app_syscalls"]  # ... and makes many more of its own
     assert "pid" in bwrap["namespaces"] and bwrap["memory_peak_bytes"] > 0
+    assert bwrap["start_ms"] is not None and gvisor["start_ms"] is not None  # release to first app call
 
 
 def test_attach_command_writes_a_report_and_stops_when_the_target_ends(tmp_path, bin_dir, capsys):

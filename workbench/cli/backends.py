@@ -52,14 +52,30 @@ def available_backends() -> list[str]:
 
 
 class _Counts:
-    """Per run: app syscalls as gVisor's Sentry saw them, and everything else the table needs."""
+    """Per run: app syscalls as gVisor's Sentry saw them, and when the app's first syscall came."""
 
-    def __init__(self) -> None:
+    def __init__(self, backend: str) -> None:
+        self.source = "gvisor" if backend == "gvisor" else "host"
         self.gvisor_syscalls = 0
+        self.released_ns: int | None = None
+        self.first_app_ns: int | None = None
 
     def __call__(self, e: ev.Event) -> None:
         if isinstance(e, ev.SyscallBatch):
-            self.gvisor_syscalls += sum(1 for s in e.syscalls if s.source == "gvisor")
+            mine = [s for s in e.syscalls if s.source == self.source and not s.denied]
+            if self.source == "gvisor":
+                self.gvisor_syscalls += len(mine)
+            if mine and self.first_app_ns is None:
+                self.first_app_ns = min(s.ts_ns for s in mine)
+        elif isinstance(e, ev.SandboxReleased):
+            self.released_ns = e.ts_ns
+
+    @property
+    def start_ms(self) -> float | None:
+        """Release to the app's first syscall (gVisor: its boot included)."""
+        if self.released_ns is None or self.first_app_ns is None:
+            return None
+        return max(0.0, (self.first_app_ns - self.released_ns) / 1e6)
 
 
 def _hook_gvisor(session) -> None:
@@ -78,7 +94,7 @@ def run_counted(options) -> tuple[int, dict, _Counts]:
     from workbench.session import Session
 
     session = Session(options)
-    counts = _Counts()
+    counts = _Counts(options.backend)
     session.bus.subscribe(counts)
     _hook_gvisor(session)
     exited = None
@@ -127,6 +143,7 @@ def _row(backend: str, status: int, report: dict, counts: _Counts) -> dict:
     else:
         app, host = host_total, host_total
     return {"backend": backend, "exit": status, "launch_ms": report.get("launch_ms", 0.0),
+            "start_ms": None if counts.start_ms is None else round(counts.start_ms, 3),
             "run_s": report.get("duration_s", 0.0), "app_syscalls": app, "host_syscalls": host,
             "denials": denials, "memory_peak_bytes": report.get("cgroup", {}).get("memory_peak_bytes", 0),
             "namespaces": isolated, "notes": list(report.get("notices", []))[:3]}
@@ -137,15 +154,18 @@ def _n(value: int | None) -> str:
 
 
 def format_table(rows: list[dict]) -> str:
-    head = ("backend", "exit", "launch ms", "run s", "app syscalls", "host syscalls", "denials",
+    head = ("backend", "exit", "launch ms", "to app ms", "run s", "app syscalls", "host syscalls", "denials",
             "peak memory", "namespaces")
     lines = [head]
     for r in rows:
-        lines.append((r["backend"], str(r["exit"]), f"{r['launch_ms']:.1f}", f"{r['run_s']:.3f}",
+        start = "-" if r["start_ms"] is None else f"{r['start_ms']:.1f}"
+        lines.append((r["backend"], str(r["exit"]), f"{r['launch_ms']:.1f}", start, f"{r['run_s']:.3f}",
                       _n(r["app_syscalls"]), _n(r["host_syscalls"]), str(r["denials"]),
                       f"{r['memory_peak_bytes'] / 2**20:.1f} MiB", ",".join(r["namespaces"]) or "-"))
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     out = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines]
+    out.append("launch: request to held at the start gate; to app: release to the app's first syscall "
+               "(gVisor: runsc and the Sentry boot in between; - without probes).")
     out.append("app syscalls: what the command asked for (gVisor: as its Sentry answered them, never "
                "reaching the host); host syscalls: what the host kernel ran for it (- without probes).")
     return "\n".join(out)
