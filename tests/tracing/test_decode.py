@@ -44,6 +44,7 @@ def test_names_come_from_libseccomp():
     assert names.name_of(names.number_of("mkdir")) == "mkdir"
     assert names.name_of(100000) == "syscall_100000"
     assert names.errno_name(-13) == "EACCES" and names.errno_name(5) is None
+    assert names.errno_name(-512) == "ERESTARTSYS"  # seen by a tracer when a signal interrupts
 
 
 def test_struct_of_follows_ctypes_offsets():

@@ -7,7 +7,6 @@ reset between sandboxes, so these helpers go through libbcc's plain lookup/updat
 from __future__ import annotations
 
 import ctypes as ct
-import errno as _errno
 from typing import Any, Iterator
 
 from workbench.core.events import SyscallStat
@@ -67,7 +66,7 @@ def syscall_stats(rows: Any, errors: Any, max_nr: int) -> tuple[SyscallStat, ...
     by_nr: dict[int, dict[str, int]] = {}
     for key, n in percpu_hash_sums(errors).items():
         nr, err = key >> 12, key & 0xFFF
-        name = _errno.errorcode.get(err, f"E{err}")
+        name = names.errno_name(-err) or f"E{err}"
         by_nr.setdefault(nr, {})[name] = by_nr.get(nr, {}).get(name, 0) + n
     stats = []
     for nr, sums in percpu_rows(rows, max_nr):
