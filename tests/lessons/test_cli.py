@@ -44,7 +44,7 @@ def test_learn_name_prints_the_lesson_to_read():
     (("learn", "--check", "pdi"), "workbench: no lesson 'pdi': choose one of capabilities, gvisor,"),
     (("learn", "pid", "--check", "pid"), "give the lesson either as NAME or to --check, not both"),
     (("learn", "--record", "x"), "--record and --json go with --check"),
-    (("learn", "--tui"), "--tui needs a lesson"),
+    (("learn", "pdi", "--tui"), "workbench: no lesson 'pdi'"),
 ])
 def test_mistakes_are_one_line_and_exit_2(args, message):
     out = workbench(*args)

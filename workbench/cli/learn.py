@@ -2,7 +2,8 @@
 
     workbench learn                     list the lessons
     workbench learn NAME                read one: explanation, steps, panes to look at, checks
-    workbench learn NAME --tui          open it in the TUI (run each step, watch the checks live)
+    workbench learn [NAME] --tui        open it (or the list) in the TUI: run each step, watch the
+                                        checks live
     workbench learn --check NAME|all    run headless (NAME may be a lesson file path), print every
                                         check passed/FAILED with what was seen; exit 0 only when
                                         all pass
@@ -33,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "(NAME may also be the path of a lesson file)")
     p.add_argument("--record", metavar="DIR", help="with --check: record each step's session in DIR")
     p.add_argument("--json", action="store_true", help="with --check: print the results as JSON")
-    p.add_argument("--tui", action="store_true", help="open the lesson NAME in the TUI")
+    p.add_argument("--tui", action="store_true", help="open the lesson NAME (or the list) in the TUI")
     p.set_defaults(handler=cmd_learn)
 
 
@@ -49,9 +50,7 @@ def cmd_learn(args: argparse.Namespace) -> int:
     if args.record or args.json:
         raise UsageError("--record and --json go with --check", "workbench learn --check NAME --record DIR")
     if args.tui:
-        if not args.name:
-            raise UsageError("--tui needs a lesson", "workbench learn NAME --tui")
-        return open_tui(lessons.load(args.name), getattr(args, "theme", "dark"))
+        return open_tui(lessons.load(args.name) if args.name else None, getattr(args, "theme", "dark"))
     if args.name:
         print(describe(lessons.load(args.name)))
         return 0
@@ -64,7 +63,8 @@ def cmd_learn(args: argparse.Namespace) -> int:
 
 def listing(all_lessons) -> str:
     width = max(len(lesson.name) for lesson in all_lessons)
-    lines = ["Lessons (workbench learn NAME to read one, --check NAME to run and check it):", ""]
+    lines = ["Lessons (workbench learn NAME to read one, NAME --tui to run it on screen, --check NAME to run",
+             "and check it headless):", ""]
     for lesson in all_lessons:
         lines.append(f"  {lesson.name:<{width}}  {lesson.title}")
         lines += textwrap.wrap(lesson.summary, 96, initial_indent=" " * (width + 4),
