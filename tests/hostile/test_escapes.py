@@ -293,3 +293,72 @@ def test_a_shared_terminal_cannot_be_typed_into_without_a_seccomp_policy():
     status, out, pending = run_on_a_terminal("permissive", TYPE_INTO_TERMINAL)
     assert status == 0, out
     assert pending == b""
+
+
+# --- mounts the host makes while a sandbox runs --------------------------------------------------
+
+
+def test_a_filesystem_mounted_later_under_a_read_only_bind_stays_out(tmp_path):
+    """On hosts where mounts are shared (systemd's default), a disk mounted under a path the
+    sandbox sees read-only (an automounted /media/x under the read-only root) must not appear
+    inside writable. Here the shared mount is made by the test: this host's are private."""
+    import os
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0777", "tmpfs", str(shared)], check=True)
+    later = shared / "later"
+    try:
+        subprocess.run(["mount", "--make-shared", str(shared)], check=True)
+        later.mkdir(mode=0o777)
+        os.mkfifo(shared / "go", 0o666)
+        hold = os.open(shared / "go", os.O_RDWR)
+        try:
+            import threading
+
+            def host_mounts_then_says_go():
+                from tests.conftest import wait_until
+
+                # The sandbox is up once its command runs; only then does the host mount.
+                try:
+                    wait_until(lambda: any(b"read line" in _cmdline(p) for p in _sandbox_shells()), 30,
+                               "the sandbox to wait for go")
+                    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0777", "tmpfs", str(later)],
+                                   check=True)
+                finally:
+                    os.write(hold, b"go\n")
+
+            t = threading.Thread(target=host_mounts_then_says_go)
+            t.start()
+            try:
+                r = run_sandbox("read line < /tmp/in/go; echo data > /tmp/in/later/escaped; echo rc=$?; "
+                                "grep -c ' /tmp/in/later ' /proc/self/mountinfo",
+                                binds=[f"{shared}:/tmp/in"])
+            finally:
+                t.join()
+            written = os.listdir(later)
+        finally:
+            os.close(hold)
+            subprocess.run(["umount", str(later)], check=False)
+    finally:
+        subprocess.run(["umount", str(shared)], check=True)
+    assert r.status == 1
+    assert r.stdout.split() == ["rc=2", "0"]  # not writable, and the new mount is not even there
+    assert "Read-only file system" in r.stderr
+    assert written == []
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def _sandbox_shells() -> list[int]:
+    import os
+
+    from . import hostkernel as hk
+
+    return [p for p in hk.descendants(os.getpid()) if hk.alive(p)]

@@ -1,8 +1,8 @@
 """The sandbox's filesystem, built inside its own mount namespace (runs in the sandbox's pid 1).
 
-Order, as in bubblewrap: make every mount a slave of the host's, stage the new root on a private
-tmpfs, bind the root read-only, add /proc, /dev, /tmp and the binds on top, then pivot_root and
-detach the old root. Sources are opened before the staging tmpfs is mounted, so a rootfs or bind
+Order, as in bubblewrap: cut every mount off from the host's, stage the new root on a private tmpfs,
+bind the root read-only, add /proc, /dev, /tmp and the binds on top, then pivot_root and detach
+the old root. (Cut off as private, where bubblewrap makes them slaves: see `build`.) Sources are opened before the staging tmpfs is mounted, so a rootfs or bind
 source under /tmp stays reachable through /proc/self/fd.
 """
 
@@ -50,7 +50,11 @@ def build(plan: dict, sources: tuple[int, list[tuple[int, dict]]]) -> None:
     """Build the filesystem of `plan` and pivot into it. Raises OSError with the failing step."""
     fs = plan["profile"]
     root_fd, bind_fds = sources
-    L.mount(None, "/", None, L.MS_REC | L.MS_SLAVE)
+    # Private, not a slave: a slave would receive what the host mounts later, with the host's flags,
+    # so a filesystem mounted under a read-only bind (an automounted disk under /media, on hosts
+    # where mounts are shared) would appear writable inside. The cost: the host's unmounts do not
+    # reach the sandbox either, which keeps those filesystems busy until it ends.
+    L.mount(None, "/", None, L.MS_REC | L.MS_PRIVATE)
 
     L.mount("tmpfs", STAGE, "tmpfs", L.MS_NOSUID | L.MS_NODEV, "mode=0755,size=1m")
     os.mkdir(NEWROOT)
