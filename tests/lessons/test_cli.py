@@ -26,7 +26,8 @@ def workbench(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 def test_learn_lists_every_lesson_in_order():
     out = workbench("learn")
     assert out.returncode == 0, out.stderr
-    names = [line.split()[0] for line in out.stdout.splitlines() if line.startswith("  ") and not line.startswith("   ")]
+    lines = out.stdout.splitlines()
+    names = [line.split()[0] for line in lines if line.startswith("  ") and not line.startswith("   ")]
     assert names == ["pid", "mount", "net", "user", "capabilities", "memory", "pids", "seccomp", "gvisor"]
 
 

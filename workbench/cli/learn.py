@@ -85,7 +85,8 @@ def describe(lesson) -> str:
             lines += textwrap.wrap(step.explain, 96, initial_indent="  ", subsequent_indent="  ")
         lines.append("  checks:")
         lines += [f"    - {c.what}" for c in step.checks]
-    lines += ["", f"Run it: workbench learn --check {lesson.name}    (or in the TUI: workbench learn {lesson.name} --tui)"]
+    lines += ["", f"Run it: workbench learn --check {lesson.name}"
+                  f"    (or in the TUI: workbench learn {lesson.name} --tui)"]
     return "\n".join(lines)
 
 

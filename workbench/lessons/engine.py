@@ -1,7 +1,8 @@
 """Running a lesson: each step is an ordinary session (recordable, replayable, explainable), its
 events and report are gathered into `Facts`, and the step's checks are evaluated over them.
 
-    lesson file ─▶ step ─▶ profile + patch + options ─▶ Session ─▶ bus ─▶ Collector ─▶ Facts ─▶ checks
+    lesson file ─▶ step ─▶ profile + patch + options ─▶ Session ─▶ bus ─▶ Collector ─▶ Facts
+                                                                                       ─▶ checks
 
 The TUI's lesson screen uses the same pieces (`step_options`, `Collector`, `snapshot_host`) around
 the sessions it shows, so a lesson checks the same things in both faces.

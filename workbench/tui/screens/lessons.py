@@ -301,8 +301,8 @@ class LessonStepScreen(SessionScreen):
         state = "layer on" if self.step.layer_on else "layer off"
         head = Text.assemble((f"{self.lesson.title}", "bold"), " — ", (f"{state}: {self.step.title}", "bold"),
                              "   ", verdict(self.results))
-        looks = Text.assemble(("look at the marked panes: ", "bold"),
-                              ", ".join(look.pane for look in self.lesson.look), ("   escape: back to the lesson", "dim"))
+        looks = Text.assemble(("look at the marked panes: ", "bold"), ", ".join(look.pane for look in self.lesson.look),
+                              ("   escape: back to the lesson", "dim"))
         self.query_one("#lesson-banner", Static).update(
             Group(head, looks, checks_table(self.step, self.results, compact=True)))
 
