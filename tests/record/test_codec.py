@@ -2,7 +2,7 @@
 
 import json
 
-from record_samples import every_event
+from .record_samples import every_event
 
 from workbench.record.codec import from_data, to_data
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 
-from record_samples import every_event
+from .record_samples import every_event
 
 from workbench.core import events as ev
 from workbench.core.bus import Bus

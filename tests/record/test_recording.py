@@ -12,7 +12,7 @@ import threading
 import time
 
 import pytest
-from record_samples import every_event, syscall
+from .record_samples import every_event, syscall
 
 from workbench.core.bus import Bus
 from workbench.core.errors import RecordingError

@@ -10,7 +10,7 @@ import socket
 import threading
 
 import pytest
-from scenario_helpers import fixed_profile, run
+from .scenario_helpers import fixed_profile, run
 
 from workbench.sandbox.profile import apply_overrides, load
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from scenario_helpers import run
+from .scenario_helpers import run
 
 from workbench.core import events as ev
 from workbench.record import open_recording

@@ -10,7 +10,7 @@ import sqlite3
 from contextlib import redirect_stdout
 
 import pytest
-from scenario_helpers import run
+from .scenario_helpers import run
 
 from workbench.cli.main import main
 from workbench.diagnose.seccomp_json import load_docker
