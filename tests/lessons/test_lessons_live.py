@@ -3,6 +3,8 @@ its checks tell the layer on from the layer off — a check that passes both way
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from workbench import lessons
@@ -33,3 +35,18 @@ def test_lesson_checks_pass_and_tell_on_from_off(name: str):
             crossed = evaluate_all(mine.step.checks, other.facts)
             assert any(r.passed is False for r in crossed), \
                 f"every check of step {mine.step.name} also passes on step {other.step.name}'s run"
+
+
+def test_steps_in_any_order_see_a_fresh_scratch_directory():
+    """The TUI lets a learner run the layer-off step first and the layer-on step after: the file the
+    first left on the host must not fail the second ("nothing reached the host")."""
+    lesson = lessons.load("mount")
+    on, off = lesson.steps
+    box = lessons.Scratch(lesson)
+    with box as scratch:
+        first = lessons.run_step(lesson, off, scratch)
+        assert first.passed, [r.seen for r in first.results]
+        box.reset()
+        assert sorted(p.name for p in Path(scratch).iterdir()) == ["host-marker.txt"]
+        second = lessons.run_step(lesson, on, scratch)
+        assert second.passed, [r.seen for r in second.results if not r.passed]

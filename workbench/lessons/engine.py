@@ -50,9 +50,19 @@ class Scratch:
     def __enter__(self) -> str:
         self.path = tempfile.mkdtemp(prefix=f"workbench-lesson-{self.lesson.name}-", dir=self.parent)
         os.chmod(self.path, 0o777)
+        self.reset()
+        return self.path
+
+    def reset(self) -> None:
+        """Back to the lesson's files only, before each step: a step must not see what another
+        left (steps run in any order in the TUI, and again)."""
+        for entry in os.scandir(self.path):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
         for name, text in self.lesson.files.items():
             Path(self.path, name).write_text(text)
-        return self.path
 
     def __exit__(self, *exc) -> None:
         if self.path:
@@ -242,8 +252,10 @@ def run_lesson(lesson: Lesson, record_dir: str | None = None, scratch_parent: st
                on_step: Callable[[StepRun], None] | None = None) -> LessonRun:
     """Every step in order, with the layer on then off, sharing one scratch directory."""
     run = LessonRun(lesson)
-    with Scratch(lesson, scratch_parent) as scratch:
+    box = Scratch(lesson, scratch_parent)
+    with box as scratch:
         for step in lesson.steps:
+            box.reset()
             record = None
             if record_dir:
                 os.makedirs(record_dir, exist_ok=True)

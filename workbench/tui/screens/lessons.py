@@ -186,6 +186,7 @@ class LessonScreen(Screen):
     def action_run_step(self) -> None:
         step = self.current
         try:
+            self._scratch.reset()
             options = step_options(self.lesson, step, self.scratch, stdin="pipe")
             session = open_session(options)
         except WorkbenchError as exc:
