@@ -87,6 +87,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if not findings:
         print("no isolation layer explains a failure in this recording")
         return 0
+    e = meta.get("exit")
+    if isinstance(e, dict) and e.get("exit_code") == 0 and e.get("signal") is None:
+        print("the command succeeded; the sandbox still got in its way here:")
     for i, f in enumerate(findings, 1):
         print(f"{i}. [{f.layer}] {f.summary}")
         for line in f.evidence:
