@@ -84,6 +84,13 @@ def test_missing_capability_to_bind_a_low_port():
     assert after.stdout == b"bound\n"
 
 
+def test_missing_capability_for_a_raw_socket():
+    p = apply_overrides(load("default"), net="loopback")
+    code = "import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP); print('raw')"
+    _, after = fails_then_fix_works(p, [PY, "-c", code], "capabilities", "missing-capability:net_raw")
+    assert after.stdout == b"raw\n"
+
+
 def test_chown_to_an_unmapped_uid():
     before, _ = fails_then_fix_works(load("default"), ["sh", "-c", "touch /tmp/f && chown 1000 /tmp/f"],
                                      "user-namespace", "unmapped-id")
