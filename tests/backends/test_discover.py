@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import threading
 
@@ -158,3 +159,36 @@ def test_attach_command_writes_a_report_and_stops_when_the_target_ends(tmp_path,
         assert un.wait(timeout=10) == 0
     finally:
         _end(un)
+
+
+def test_attach_by_cgroup_follows_every_process_in_it(bin_dir, tmp_path):
+    # One of our own native sandboxes, attached by its cgroup path as /proc/PID/cgroup shows it.
+    shared = tmp_path / "bin"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)  # the sandbox's root is host nobody: it must be able to enter the directory
+    shutil.copy(bin_dir / "workload", shared / "workload")
+    p = prof.apply_overrides(prof.load("default"), binds=[f"{shared}:/tmp/bin:ro"])
+    cmd = ["sh", "-c", "read a; /tmp/bin/workload getppid 23 & /tmp/bin/workload getppid 23; wait; read b"]
+    session = Session(SessionOptions(profile=p, command=cmd, trace=False))
+    att = None
+    try:
+        session.start()
+        path = session.sandbox.cgroup_v2_path
+        spec = path[path.index("/workbench"):] if "/workbench" in path else path
+        bus, builder = Bus(), ReportBuilder()
+        bus.subscribe(builder)
+        att = Attachment(spec, bus)
+        assert att.target.cgroup_id == session.sandbox.cgroup_id
+        att.start()
+        session.write_stdin(b"go\n")
+        wait_until(lambda: {s.name: s.count for s in att.tracer.stats().stats}.get("getppid") == 46,
+                   what="two workloads' 46 getppid calls")
+        att.stop()
+        assert builder.build()["syscalls"]["getppid"]["count"] == 46
+    finally:
+        if att is not None:
+            att.stop()
+        session.write_stdin(b"end\n")
+        session.close_stdin()
+        assert session.wait(timeout=10) is not None
+        session.close()
