@@ -91,6 +91,16 @@ def test_missing_capability_for_a_raw_socket():
     assert after.stdout == b"raw\n"
 
 
+def test_mount_needs_seccomp_and_then_a_capability():
+    """Two layers in turn: the default deny-list refuses mount; once allowed, CAP_SYS_ADMIN is missing."""
+    cmd = ["sh", "-c", "mkdir /tmp/m && mount -t tmpfs none /tmp/m && echo mounted"]
+    first = run(load("default"), cmd)
+    assert not first.ok and first.top.rule == "seccomp-denial:mount"
+    _, after = fails_then_fix_works(fixed_profile(load("default"), first.top), cmd, "capabilities",
+                                    "missing-capability:sys_admin")
+    assert after.stdout == b"mounted\n"
+
+
 def test_chown_to_an_unmapped_uid():
     before, _ = fails_then_fix_works(load("default"), ["sh", "-c", "touch /tmp/f && chown 1000 /tmp/f"],
                                      "user-namespace", "unmapped-id")
