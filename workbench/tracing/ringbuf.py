@@ -20,7 +20,6 @@ from typing import Callable
 _BUSY = 1 << 31
 _DISCARD = 1 << 30
 _HDR = struct.Struct("<I")
-_POS = struct.Struct("<Q")
 
 
 class RingReader:
@@ -35,27 +34,32 @@ class RingReader:
         self._prod = mmap.mmap(map_fd, page + 2 * size, mmap.MAP_SHARED, mmap.PROT_READ, offset=page)
         self._data_off = page
         self._view = memoryview(self._prod)
+        # Positions and headers are shared with the kernel while it writes: read and write them
+        # as whole aligned words (memoryview item access is one load or store), never through
+        # struct's byte copies — a torn consumer position makes the kernel refuse records.
+        self._cons_pos = memoryview(self._cons).cast("Q")
+        self._prod_pos = self._view.cast("Q")
+        self._words = self._view.cast("I")
 
     def pending_bytes(self) -> int:
-        return _POS.unpack_from(self._prod, 0)[0] - _POS.unpack_from(self._cons, 0)[0]
+        return self._prod_pos[0] - self._cons_pos[0]
 
     def skip_all(self) -> None:
         """Forget what is queued (left over from a previous session of a reused object)."""
-        self._cons[0:8] = self._prod[0:8]
+        self._cons_pos[0] = self._prod_pos[0]
 
     def drain(self, handle: Callable[[memoryview, int, int], None], max_bytes: int | None = None) -> int:
         """Call `handle(view, offset, length)` for each committed record; returns records read.
 
         The view is only valid during the call: the space is handed back to the kernel after.
         """
-        prod_pos = _POS.unpack_from(self._prod, 0)[0]
-        cons_pos = start = _POS.unpack_from(self._cons, 0)[0]
+        prod_pos = self._prod_pos[0]
+        cons_pos = start = self._cons_pos[0]
         limit = cons_pos + (max_bytes if max_bytes is not None else self.size)
-        view, mask, base, n = self._view, self._mask, self._data_off, 0
-        unpack_hdr = _HDR.unpack_from
+        view, words, mask, base, n = self._view, self._words, self._mask, self._data_off, 0
         while cons_pos < prod_pos and cons_pos < limit:
             off = base + (cons_pos & mask)
-            length = unpack_hdr(view, off)[0]
+            length = words[off >> 2]
             if length & _BUSY:
                 break  # reserved, not yet submitted: records after it wait for it
             size = length & ~(_BUSY | _DISCARD)
@@ -64,7 +68,7 @@ class RingReader:
                 n += 1
             cons_pos += (size + 8 + 7) & ~7
         if cons_pos != start:
-            _POS.pack_into(self._cons, 0, cons_pos)
+            self._cons_pos[0] = cons_pos
         return n
 
     def take(self, max_bytes: int) -> tuple[bytes, int]:
@@ -74,13 +78,12 @@ class RingReader:
         For a fast producer and a slow consumer: the kernel's buffer is freed at memcpy speed,
         the records are decoded later from our own memory.
         """
-        prod_pos = _POS.unpack_from(self._prod, 0)[0]
-        cons_pos = start = _POS.unpack_from(self._cons, 0)[0]
+        prod_pos = self._prod_pos[0]
+        cons_pos = start = self._cons_pos[0]
         limit = cons_pos + min(max_bytes, self.size)
-        view, mask, base, n = self._view, self._mask, self._data_off, 0
-        unpack_hdr = _HDR.unpack_from
+        view, words, mask, base, n = self._view, self._words, self._mask, self._data_off, 0
         while cons_pos < prod_pos and cons_pos < limit:
-            length = unpack_hdr(view, base + (cons_pos & mask))[0]
+            length = words[(base + (cons_pos & mask)) >> 2]
             if length & _BUSY:
                 break
             cons_pos += ((length & ~(_BUSY | _DISCARD)) + 8 + 7) & ~7
@@ -89,11 +92,12 @@ class RingReader:
             return b"", 0
         off = base + (start & mask)
         data = bytes(view[off: off + (cons_pos - start)])  # contiguous: the data area is mapped twice
-        _POS.pack_into(self._cons, 0, cons_pos)
+        self._cons_pos[0] = cons_pos
         return data, n
 
     def close(self) -> None:
-        self._view.release()
+        for view in (self._words, self._prod_pos, self._cons_pos, self._view):
+            view.release()
         self._prod.close()
         self._cons.close()
 
