@@ -362,3 +362,22 @@ def _sandbox_shells() -> list[int]:
     from . import hostkernel as hk
 
     return [p for p in hk.descendants(os.getpid()) if hk.alive(p)]
+
+
+def test_the_hosts_run_and_its_service_sockets_are_not_reachable():
+    """/run holds the host's service sockets, often writable by anyone (D-Bus, journald,
+    PostgreSQL): a read-only mount does not stop connect(). The sandbox gets an empty /run."""
+    import os
+
+    host_sockets = [os.path.join(d, f) for d, _dirs, files in os.walk("/run") for f in files
+                    if os.path.exists(os.path.join(d, f)) and
+                    __import__("stat").S_ISSOCK(os.lstat(os.path.join(d, f)).st_mode)]
+    assert os.listdir("/run")  # the host's /run has something to hide
+    probe = "import socket, sys\nfor path in sys.argv[1:]:\n    s = socket.socket(socket.AF_UNIX)\n" \
+            "    try:\n        s.connect(path); print('reached', path)\n    except OSError as e: print(e.errno)\n"
+    r = run_sandbox(["sh", "-c", 'ls -A /run /var/run; echo pid > /run/app.pid && cat /run/app.pid; '
+                                 'python3 -c "$0" "$@"', probe, *host_sockets])
+    assert r.status == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[:4] == ["/run:", "", "/var/run:", "pid"]  # empty, and the sandbox's own
+    assert lines[4:] == ["2"] * len(host_sockets)  # ENOENT for every socket the host has there

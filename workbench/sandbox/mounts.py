@@ -1,9 +1,10 @@
 """The sandbox's filesystem, built inside its own mount namespace (runs in the sandbox's pid 1).
 
 Order, as in bubblewrap: cut every mount off from the host's, stage the new root on a private tmpfs,
-bind the root read-only, add /proc, /dev, /tmp and the binds on top, then pivot_root and detach
-the old root. (Cut off as private, where bubblewrap makes them slaves: see `build`.) Sources are opened before the staging tmpfs is mounted, so a rootfs or bind
-source under /tmp stays reachable through /proc/self/fd.
+bind the root read-only, add /proc, /dev, /tmp, an empty /run and the binds on top, then
+pivot_root and detach the old root. (Cut off as private, where bubblewrap makes them slaves: see
+`build`.) Sources are opened before the staging tmpfs is mounted, so a rootfs or bind source under
+/tmp stays reachable through /proc/self/fd.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from workbench.sandbox import linux as L
 
 STAGE = "/tmp"
 NEWROOT = "/tmp/.workbench-root"
+RUN_SIZE = 16 << 20
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 DEV_LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
              "stderr": "/proc/self/fd/2", "ptmx": "pts/ptmx", "core": "/proc/kcore"}
@@ -67,6 +69,11 @@ def build(plan: dict, sources: tuple[int, list[tuple[int, dict]]]) -> None:
     _build_dev(f"{NEWROOT}/dev")
     L.mount("tmpfs", f"{NEWROOT}/tmp", "tmpfs", L.MS_NOSUID | L.MS_NODEV,
             f"mode=1777,size={fs['tmp_size']}")
+    if fs["rootfs"] == "/" and os.path.isdir(f"{NEWROOT}/run"):
+        # The host's /run holds its services' sockets, many writable by anyone (the D-Bus system
+        # bus, journald, PostgreSQL's): a read-only mount does not stop connect(), and they would
+        # be a way to the host's services with the network off. An empty /run instead.
+        L.mount("tmpfs", f"{NEWROOT}/run", "tmpfs", L.MS_NOSUID | L.MS_NODEV, f"mode=0755,size={RUN_SIZE}")
 
     for fd, bind in bind_fds:
         target = NEWROOT + bind["dst"]
