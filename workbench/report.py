@@ -101,7 +101,7 @@ class ReportBuilder:
     def _on_ResourceSample(self, e: ev.ResourceSample) -> None:
         c = self.cgroup
         c["memory_peak_bytes"] = max(c["memory_peak_bytes"], e.memory_peak_bytes, e.memory_bytes)
-        c["pids_peak"] = max(c["pids_peak"], e.pids)
+        c["pids_peak"] = max(c["pids_peak"], e.pids, e.pids_peak)
         c["cpu_seconds"] = max(c["cpu_seconds"], e.cpu_seconds)
         c["memory_limit_bytes"], c["pids_limit"] = e.memory_limit_bytes, e.pids_limit
         if e.oom_kills:
@@ -119,10 +119,6 @@ class ReportBuilder:
 
     def _on_ProbeStatus(self, e: ev.ProbeStatus) -> None:
         self.probes[e.probe] = {"state": e.state, "reason": e.reason, "compile_s": round(e.compile_s, 3)}
-
-    def set_pids_peak(self, value: int) -> None:
-        with self._lock:
-            self.cgroup["pids_peak"] = max(self.cgroup["pids_peak"], value)
 
     def build(self) -> dict[str, Any]:
         with self._lock:

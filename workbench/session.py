@@ -272,11 +272,10 @@ class Session:
         last_stats = 0.0
         while True:
             u = cg.usage()
-            self.report_builder.set_pids_peak(u["pids_peak"])
             self.bus.publish(ev.ResourceSample(ev.now_ns(), u["memory_bytes"], u["memory_peak_bytes"],
                                                u["memory_limit_bytes"], u["cpu_seconds"], u["pids"],
                                                u["pids_limit"], u["io_read_bytes"], u["io_write_bytes"],
-                                               u["oom_kills"]))
+                                               u["oom_kills"], u["pids_peak"]))
             if self.tracer is not None and time.monotonic() - last_stats >= STATS_EVERY_S:
                 last_stats = time.monotonic()
                 self.bus.publish(self.tracer.stats())
@@ -292,11 +291,10 @@ class Session:
         if cg is not None:
             u = cg.usage()
             self.final_usage = u
-            self.report_builder.set_pids_peak(u["pids_peak"])
             self.bus.publish(ev.ResourceSample(ev.now_ns(), u["memory_bytes"], u["memory_peak_bytes"],
                                                u["memory_limit_bytes"], u["cpu_seconds"], u["pids"],
                                                u["pids_limit"], u["io_read_bytes"], u["io_write_bytes"],
-                                               u["oom_kills"]))
+                                               u["oom_kills"], u["pids_peak"]))
         self._stop.set()
         if self.tracer is not None:
             self.tracer.stop()  # drains the ring buffer and publishes the final SyscallStats

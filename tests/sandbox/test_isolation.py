@@ -232,3 +232,53 @@ def test_terminating_signal_reaches_the_command_through_init():
     finally:
         session.close()
     assert exited is not None and exited.signal == 15
+
+
+def test_without_a_user_namespace_capabilities_are_still_dropped(tmp_path):
+    # Without a user namespace these would be the host's own capabilities.
+    p = tmp_path / "no-userns.toml"
+    p.write_text("[namespaces]\nuser = false\n")
+    status, out, _, _ = run("grep -E '^(CapEff|CapBnd|NoNewPrivs):' /proc/self/status", profile=str(p))
+    assert status == 0
+    assert out.split() == ["CapEff:", "0000000000000000", "CapBnd:", "0000000000000000", "NoNewPrivs:", "1"]
+
+
+def test_loopback_network_lets_the_sandbox_talk_to_itself():
+    status, out, err, _ = run(["python3", "-c", """
+import socket
+srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(1)
+cli = socket.create_connection(srv.getsockname())
+conn, _ = srv.accept(); cli.sendall(b'ping'); print(conn.recv(4).decode())
+"""], net="loopback")
+    assert status == 0, err
+    assert out.strip() == "ping"
+
+
+def test_strict_allow_list_refuses_what_it_does_not_list():
+    status, out, _, _ = run(["python3", "-c", """
+import os, errno
+print('ok')
+try:
+    os.sched_setaffinity(0, {0})
+except OSError as e:
+    print(errno.errorcode[e.errno])
+"""], profile="strict")
+    assert status == 0
+    assert out.split() == ["ok", "EPERM"]
+
+
+def test_rootfs_runs_a_command_from_another_tree(tmp_path):
+    root = tmp_path / "root"
+    for d in ("proc", "dev", "tmp", "bin"):
+        (root / d).mkdir(parents=True)
+    src = tmp_path / "hello.c"
+    src.write_text('#include <stdio.h>\n#include <unistd.h>\nint main(void){'
+                   'printf("hello from %s\\n", access("/etc/os-release", F_OK) ? "a bare root" : "the host");'
+                   'return 0;}\n')
+    import subprocess
+    subprocess.run(["gcc", "-static", "-O1", "-o", str(root / "bin" / "hello"), str(src)], check=True)
+    for d in (tmp_path, root, root / "bin"):
+        d.chmod(0o755)
+    status, out, err, _ = run(["/bin/hello"], rootfs=str(root))
+    assert status == 0, err
+    assert out == "hello from a bare root\n"

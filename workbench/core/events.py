@@ -301,6 +301,8 @@ class ResourceSample(Event):
     io_read_bytes: int = 0
     io_write_bytes: int = 0
     oom_kills: int = 0
+    pids_peak: int = 0
+    """Highest process count so far (the kernel's pids.peak where it has one, else sampled)."""
 
 
 # --- diagnosis ---------------------------------------------------------------------------------

@@ -145,8 +145,8 @@ def child_c(plan: dict, ch: Channels) -> None:
         mark("fork command")
         os.chdir(prof["cwd"])
         security.apply_rlimits(prof["rlimits"])
-        if prof["namespaces"]["user"]:
-            security.drop_capabilities(prof["cap_keep"], ambient=prof["uid"] != 0)
+        # Always, and above all without a user namespace, where these are the host's capabilities.
+        security.drop_capabilities(prof["cap_keep"], ambient=prof["uid"] != 0)
         if prof["no_new_privs"]:
             security.set_no_new_privs()
         mark("security")
@@ -222,8 +222,7 @@ def child_b(plan: dict, ch: Channels, sources) -> None:
         for fd in (ch.gate_r, ch.ready_w):
             os.close(fd)
         ch.command_sandbox.close()
-        if ns["user"]:
-            security.drop_capabilities([], ambient=False)
+        security.drop_capabilities([], ambient=False)
         security.set_no_new_privs()
     except BaseException as exc:  # noqa: BLE001
         fail(ch.ready_w, exc)

@@ -40,7 +40,12 @@ def make_plan(profile: Profile, command: list[str], stdin: str = "pipe",
         raise UsageError(f"unknown stdin mode {stdin!r}")
     if not os.path.isdir(profile.rootfs):
         raise ProfileError("filesystem.rootfs", f"{profile.rootfs!r} is not a directory")
-    for i, bind in enumerate(profile.binds):
+    if profile.namespaces["mnt"]:
+        missing = [d for d in ("proc", "dev", "tmp") if not os.path.isdir(os.path.join(profile.rootfs, d))]
+        if missing:
+            raise ProfileError("filesystem.rootfs", f"{profile.rootfs} has no /{', /'.join(missing)} to mount on",
+                               f"mkdir {' '.join(os.path.join(profile.rootfs, d) for d in missing)}")
+    for bind in profile.binds:
         if not os.path.exists(bind.src):
             raise ProfileError(f"bind {bind.src}", "source does not exist on the host",
                                "create it or fix the path")
