@@ -282,11 +282,15 @@ def _create_unified(cg: SandboxCgroup, root: str, memory, pids, cpus) -> None:
         raise SandboxError(f"cgroup v2 controller {missing[0]} is not available",
                            f"enable it in {root}/cgroup.subtree_control or drop the limit")
     for d in (root, parent):  # controllers must be enabled top-down to reach our directory
-        for c in wanted:
-            try:
-                _write(os.path.join(d, "cgroup.subtree_control"), f"+{c}")
-            except OSError:
-                pass
+        control = os.path.join(d, "cgroup.subtree_control")
+        try:
+            _write(control, " ".join(f"+{c}" for c in wanted))
+        except OSError:  # one refused (e.g. threaded mode): enable the others one by one
+            for c in wanted:
+                try:
+                    _write(control, f"+{c}")
+                except OSError:
+                    pass
     cg.v2 = os.path.join(parent, cg.name)
     os.mkdir(cg.v2)
     os.mkdir(cg.app_dir)
