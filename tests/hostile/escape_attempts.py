@@ -21,7 +21,7 @@ results = {}
 SYS = {"ptrace": 101, "mount": 165, "fsopen": 430, "open_tree": 428, "unshare": 272, "clone": 56,
        "clone3": 435, "bpf": 321, "perf_event_open": 298, "keyctl": 250, "add_key": 248,
        "sethostname": 170, "open_by_handle_at": 304, "init_module": 175, "chroot": 161,
-       "setns": 308, "pivot_root": 155}
+       "setns": 308, "pivot_root": 155, "io_uring_setup": 425}
 CLONE_NEWUSER, CLONE_NEWNS, SIGCHLD = 0x10000000, 0x00020000, 17
 MS_REMOUNT, MS_BIND = 32, 4096
 
@@ -192,6 +192,12 @@ def _():
 @attempt("open_by_handle_at")
 def _():
     return refused("open_by_handle_at", -100, 0, 0)
+
+
+@attempt("io_uring_setup")
+def _():
+    params = ctypes.create_string_buffer(120)  # struct io_uring_params, zeroed
+    return refused("io_uring_setup", 8, ctypes.addressof(params))
 
 
 @attempt("init_module")

@@ -102,7 +102,7 @@ def kernel_errors(escape, syscall: str, errno_name: str) -> int:
 
 def test_the_attempt_script_ran_every_attempt(escape):
     attempts = escape["attempts"]
-    assert len(attempts) == 40
+    assert len(attempts) == 41
     broken = {k: v for k, v in attempts.items() if v["escaped"] is None and "probe" not in k and "binary" not in k}
     assert broken == {}
 
@@ -127,6 +127,7 @@ def test_the_attempt_script_ran_every_attempt(escape):
     ("add_key", "add_key", "EPERM"),
     ("open_by_handle_at", "open_by_handle_at", "EPERM"),
     ("init_module", "init_module", "EPERM"),
+    ("io_uring_setup", "io_uring_setup", "EPERM"),
     ("sethostname", "sethostname", "EPERM"),
 ])
 def test_seccomp_refuses_and_the_report_names_it(escape, name, syscall, expected_errno):
@@ -142,7 +143,8 @@ def test_denials_are_counted_exactly_per_syscall(escape):
         counted[d["syscall"]] = counted.get(d["syscall"], 0) + d["count"]
     assert counted == {"ptrace": 2, "mount": 2, "fsopen": 1, "open_tree": 1, "pivot_root": 1, "chroot": 1,
                        "unshare": 2, "clone": 1, "clone3": 1, "setns": 1, "bpf": 1, "perf_event_open": 1,
-                       "keyctl": 1, "add_key": 1, "open_by_handle_at": 1, "init_module": 1, "sethostname": 1}
+                       "keyctl": 1, "add_key": 1, "open_by_handle_at": 1, "init_module": 1, "sethostname": 1,
+                       "io_uring_setup": 1}
     rules = {d["syscall"]: d["rule"] for d in escape["result"].report["seccomp_denials"]}
     assert "deny_clone_newuser" in rules["clone"]
     assert "deny-list" in rules["mount"]
