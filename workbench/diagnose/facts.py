@@ -14,6 +14,7 @@ import re
 from typing import Any, Iterable
 
 from workbench.core import events as ev
+from workbench.diagnose.view import SandboxView
 
 MAX_FAILED_CALLS = 20_000
 STDERR_TAIL = 16_384
@@ -46,6 +47,9 @@ class Facts:
         self.notices: list[ev.Notice] = []
         self.cwds: dict[int, str] = {}
         self.saw_syscalls = False
+        self._paths: dict[int, tuple[ev.Syscall, list[str]]] = {}
+        self._view: SandboxView | None = None
+        self._view_of: dict[str, Any] | None = None
         """False when no probe reported anything (--no-trace, or eBPF unavailable)."""
         self.version = 0
         """Bumped when something a rule could use arrived (the live diagnoser re-runs on change)."""
@@ -145,8 +149,23 @@ class Facts:
         return self.cwds.get(pid) or self.profile.get("cwd") or "/"
 
     def paths(self, sc: ev.Syscall) -> list[str]:
-        """Absolute paths of a syscall's path arguments, relative ones resolved."""
-        return paths_of(sc, self.cwd_of(sc.pid))
+        """Absolute paths of a syscall's path arguments, relative ones resolved (cached: every
+        rule asks, at every live evaluation)."""
+        hit = self._paths.get(id(sc))
+        if hit is not None and hit[0] is sc:
+            return hit[1]
+        paths = paths_of(sc, self.cwd_of(sc.pid))
+        if len(self._paths) > 4 * MAX_FAILED_CALLS:
+            self._paths.clear()
+        self._paths[id(sc)] = (sc, paths)
+        return paths
+
+    @property
+    def view(self) -> SandboxView:
+        """The sandbox's mount view for this profile; it caches what it looked up on the host."""
+        if self._view is None or self._view_of is not self.profile:
+            self._view, self._view_of = SandboxView(self.profile), self.profile
+        return self._view
 
     def add_all(self, events: Iterable[ev.Event]) -> Facts:
         for event in events:
@@ -173,6 +192,13 @@ class Facts:
 
     def when(self, ts_ns: int) -> str:
         return f"t+{(ts_ns - (self.t0 or ts_ns)) / 1e9:.3f}s"
+
+    def evidence(self, calls: list[ev.Syscall], limit: int = 6) -> list[str]:
+        """Evidence lines for `calls`: the first ones described, the rest counted (describing
+        20,000 failed calls each time the live diagnoser runs would cost a core)."""
+        if len(calls) <= limit:
+            return [self.describe(sc) for sc in calls]
+        return [self.describe(sc) for sc in calls[:limit - 1]] + [f"... and {len(calls) - limit + 1} more like these"]
 
     def describe(self, sc: ev.Syscall, note: str = "") -> str:
         """One evidence line: 't+0.012s pid 7 (mkdir) mkdir(pathname="/x") = -1 EPERM [seccomp]'."""

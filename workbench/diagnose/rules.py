@@ -139,9 +139,10 @@ def seccomp_denials(f: Facts) -> list[Candidate]:
                                           "rule": d.rule, "last": 0, "pid": d.pid, "args": d.args})
         g["count"] += 1
         g["last"] = max(g["last"], d.ts_ns)
-        args = ", ".join(f"{k}={short(v)}" for k, v in d.args.items())
-        g["lines"].append(f"{f.when(d.ts_ns)} pid {d.pid} ({d.comm}) {d.syscall}({args}) refused by seccomp "
-                          f"({d.action}{' ' + d.errno if d.errno else ''})")
+        if len(g["lines"]) < MAX_EVIDENCE:  # the rest is counted, not formatted
+            args = ", ".join(f"{k}={short(v)}" for k, v in d.args.items())
+            g["lines"].append(f"{f.when(d.ts_ns)} pid {d.pid} ({d.comm}) {d.syscall}({args}) refused by seccomp "
+                              f"({d.action}{' ' + d.errno if d.errno else ''})")
     from_events = set(groups)
     for sc in f.failed:
         if not sc.denied or sc.name in from_events:
@@ -152,7 +153,8 @@ def seccomp_denials(f: Facts) -> list[Candidate]:
                                         "rule": "", "last": 0, "pid": sc.pid, "args": sc.decoded})
         g["count"] += 1
         g["last"] = max(g["last"], sc.ts_ns)
-        g["lines"].append(f.describe(sc))
+        if len(g["lines"]) < MAX_EVIDENCE:
+            g["lines"].append(f.describe(sc))
     for fs in f.fatal:
         if fs.signal == SIGSYS and fs.code == 1 and not groups:
             groups["(unknown syscall)"] = {"lines": [f"{f.when(fs.ts_ns)} pid {fs.pid} ({fs.comm}) killed by SIGSYS "
@@ -183,7 +185,10 @@ def seccomp_denials(f: Facts) -> list[Candidate]:
         summary = f"seccomp {'killed the process on' if killed else 'refused'} {name} ({what}): {how}"
         fix_words = (f"allow {name}: " + ("add it to" if sc_profile.get("mode") == "allow" else "remove it from")
                      + " [seccomp] syscalls") if options else ""
-        out.append(Candidate("seccomp", "seccomp-denial", summary, 3.0 if killed else 2.2, _evidence(g["lines"]),
+        lines = g["lines"]
+        if g["count"] > len(lines):
+            lines = lines[:MAX_EVIDENCE - 1] + [f"... and {g['count'] - MAX_EVIDENCE + 1} more like these"]
+        out.append(Candidate("seccomp", "seccomp-denial", summary, 3.0 if killed else 2.2, lines,
                              g["last"], fix=" | ".join(x for x in (("workbench run " + " ".join(options) + " ...")
                                                                   if options else "", fix_words,
                                                                   patch_lines(patch) if newuser else "", extra) if x),
@@ -195,7 +200,7 @@ def seccomp_denials(f: Facts) -> list[Candidate]:
 
 
 def missing_paths(f: Facts) -> list[Candidate]:
-    view = SandboxView(f.profile)
+    view = f.view
     groups: dict[str, list[ev.Syscall]] = {}
     for sc in f.failed:
         if sc.errno != "ENOENT" or sc.denied or sc.name in EXEC_CALLS:
@@ -222,14 +227,14 @@ def missing_paths(f: Facts) -> list[Candidate]:
         out.append(Candidate(
             "mount", "host-path-missing",
             f"{path} exists on the host but not in the sandbox, which sees {why} there",
-            2.0, _evidence([f.describe(sc) for sc in calls]), max(sc.ts_ns for sc in calls),
+            2.0, f.evidence(calls), max(sc.ts_ns for sc in calls),
             fix=_fix_text(options, {}, words),
             fix_options=options, fix_profile=patch, pid=calls[-1].pid, key=path))
     return out
 
 
 def readonly_writes(f: Facts) -> list[Candidate]:
-    view = SandboxView(f.profile)
+    view = f.view
     groups: dict[tuple, list[ev.Syscall]] = {}
     for sc in f.failed:
         if sc.errno != "EROFS":
@@ -264,7 +269,7 @@ def readonly_writes(f: Facts) -> list[Candidate]:
                 fix = (f"write under /tmp (private, writable), or bind a directory of yours there: "
                        f"--bind DIR:{parent}:rw")
         out.append(Candidate("readonly-fs", "read-only-write", summary, 2.1,
-                             _evidence([f.describe(sc) for sc in calls]), max(sc.ts_ns for sc in calls),
+                             f.evidence(calls), max(sc.ts_ns for sc in calls),
                              fix=fix, fix_options=options, fix_profile=patch, pid=calls[-1].pid,
                              key=f"{kind}:{where}"))
     return out

@@ -9,7 +9,6 @@ from workbench.core import events as ev
 from workbench.diagnose.facts import Facts, sockaddr_of
 from workbench.diagnose.rules import (CAP_BY_SYSCALL, CHOWN_CALLS, GLOBAL_CAPS, SETID_CALLS, Candidate,
                                       _evidence, _fix_text, _writes)
-from workbench.diagnose.view import SandboxView
 
 _NO_ID = (0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF)  # -1: "leave unchanged"
 SOCK_RAW = 3
@@ -47,7 +46,7 @@ def capabilities(f: Facts) -> list[Candidate]:
     for cap, calls in groups.items():
         names = sorted({sc.name for sc in calls})
         what = f"{', '.join(names)} failed with {calls[-1].errno}"
-        lines = [f.describe(sc) for sc in calls]
+        lines = f.evidence(calls)
         if cap in keep or cap in GLOBAL_CAPS:
             reason = ("it is kept, but the object belongs to the host's user namespace" if cap in keep else
                       "no user namespace can grant it: it acts on the whole machine")
@@ -106,7 +105,7 @@ def user_namespace(f: Facts) -> list[Candidate]:
             "user-namespace", "unmapped-id",
             f"{calls[-1].name} to {asked} failed (EINVAL): the sandbox's user namespace maps only "
             f"uid {uid} and gid {gid} (host {host_uid}:{host_gid}); other ids do not exist inside",
-            2.2, _evidence([f.describe(sc) for sc in calls]), max(sc.ts_ns for sc in calls),
+            2.2, f.evidence(calls), max(sc.ts_ns for sc in calls),
             fix=_fix_text((), patch, f"run the sandbox as that id so it is the mapped one"),
             fix_profile=patch, pid=calls[-1].pid, key=f"id:{want_uid}:{want_gid}"))
     out += _foreign_owner(f, host_uid, host_gid)
@@ -115,7 +114,7 @@ def user_namespace(f: Facts) -> list[Candidate]:
 
 def _foreign_owner(f: Facts, host_uid: int, host_gid: int) -> list[Candidate]:
     """EACCES on a host file whose owner the namespace does not map (it shows as nobody inside)."""
-    view = SandboxView(f.profile)
+    view = f.view
     groups: dict[tuple, list[ev.Syscall]] = {}
     for sc in f.failed:
         if sc.errno not in ("EACCES", "EPERM") or sc.denied or sc.name in CAP_BY_SYSCALL \
@@ -147,7 +146,7 @@ def _foreign_owner(f: Facts, host_uid: int, host_gid: int) -> list[Candidate]:
             "user-namespace", "unmapped-owner",
             f"{calls[-1].name} on {target} failed ({calls[-1].errno}): it belongs to host uid {owner}, which "
             f"the sandbox does not map (it shows as nobody); the sandbox's uid is host uid {host_uid}",
-            2.0, _evidence([f.describe(sc) for sc in calls]), max(sc.ts_ns for sc in calls),
+            2.0, f.evidence(calls), max(sc.ts_ns for sc in calls),
             fix=_fix_text((), patch, f"map the sandbox's user to the owner, or on the host: "
                                      f"chown {host_uid}:{host_gid} {target}"),
             fix_profile=patch, pid=calls[-1].pid, key=f"owner:{target}"))

@@ -58,7 +58,7 @@ def pids_limit(f: Facts) -> list[Candidate]:
     at_limit = bool(limit) and f.peak_pids >= limit
     if not calls and not (at_limit and f.failed_run and "fork" in f.stderr_text().lower()):
         return []
-    lines = [f.describe(sc) for sc in calls]
+    lines = f.evidence(calls)
     if limit:
         lines.append(f"pids peak {f.peak_pids} of a limit of {limit}")
     last = max([sc.ts_ns for sc in calls] + [f.t0 or 0])
@@ -122,7 +122,7 @@ def network(f: Facts) -> list[Candidate]:
                      else "the veth link reaches only the host; share the host's network to go further")
         patch = {"network": {"mode": options[1]}, **({"namespaces": {"net": False}} if options[1] == "host" else {})}
         out.append(Candidate("network", "network-isolated", summary, 2.0,
-                             _evidence([f.describe(sc) for sc in calls]), max(sc.ts_ns for sc in calls),
+                             f.evidence(calls), max(sc.ts_ns for sc in calls),
                              fix=_fix_text(options, {}, extra), fix_options=options, fix_profile=patch,
                              pid=calls[-1].pid, key=f"{errno}:{loop}"))
     text = f.stderr_text().lower()
@@ -157,7 +157,7 @@ def _exec_candidate(f: Facts, view: SandboxView, name: str, errno: str, calls: l
                     main: bool, ts: int) -> Candidate | None:
     path_var = (f.profile.get("env") or {}).get("PATH", DEFAULT_PATH)
     inside, host = _find(view, name, path_var)
-    lines = [f.describe(sc) for sc in calls] or [f"{f.when(ts)} exec of {name!r} failed: {errno}"]
+    lines = f.evidence(calls) or [f"{f.when(ts)} exec of {name!r} failed: {errno}"]
     strength = 3.0 if main else 2.4
     pid = calls[-1].pid if calls else f.main_pid
     if inside is None:
@@ -203,7 +203,7 @@ def _exec_candidate(f: Facts, view: SandboxView, name: str, errno: str, calls: l
 
 
 def exec_failures(f: Facts) -> list[Candidate]:
-    view = SandboxView(f.profile)
+    view = f.view
     started = {os.path.basename(e.filename) for e in f.execs}
     groups: dict[str, list[ev.Syscall]] = {}
     for sc in f.failed:

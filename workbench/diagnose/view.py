@@ -43,9 +43,19 @@ class SandboxView:
         self.readonly_root = profile.get("readonly_root", True)
         self.binds = sorted(profile.get("binds") or [], key=lambda b: len(b.get("dst", "")), reverse=True)
         self.mnt_isolated = (profile.get("namespaces") or {}).get("mnt", True)
+        self._origins: dict[str, Origin] = {}
+        self._missing: dict[str, bool] = {}
 
     def origin(self, path: str) -> Origin:
         """Where `path` (absolute, as the sandbox sees it) comes from."""
+        hit = self._origins.get(path)
+        if hit is None:
+            if len(self._origins) > 50_000:
+                self._origins.clear()
+            hit = self._origins[path] = self._origin(path)
+        return hit
+
+    def _origin(self, path: str) -> Origin:
         path = os.path.normpath(path)
         if not self.mnt_isolated:
             return Origin("rootfs", path, False)
@@ -77,7 +87,16 @@ class SandboxView:
         return bool(self.exists_inside(dst))
 
     def missing_but_on_host(self, path: str) -> bool:
-        """True when `path` exists on the host but the sandbox cannot see it there."""
+        """True when `path` exists on the host but the sandbox cannot see it there (cached: a
+        program probing the same paths in a loop costs one lookup per path)."""
+        hit = self._missing.get(path)
+        if hit is None:
+            if len(self._missing) > 50_000:
+                self._missing.clear()
+            hit = self._missing[path] = self._missing_but_on_host(path)
+        return hit
+
+    def _missing_but_on_host(self, path: str) -> bool:
         if not path.startswith("/") or _under(path, "/proc") or _under(path, "/sys"):
             return False  # /proc and /sys are per-namespace views, not missing files
         if not os.path.exists(path):
