@@ -88,7 +88,7 @@ async def test_top_sorts_by_errors_and_name(app):
         assert top.sort_key == "errors" and first() == "openat"  # 4 errors
         await pilot.press("s", "s")
         assert top.sort_key == "name" and first() == "mkdir"
-        assert top.get_row_at(1)[4] == "2.05 µs" and top.get_row_at(1)[5] == "8.19 µs"
+        assert top.get_row_at(1)[3] == "2.05 µs" and top.get_row_at(1)[4] == "8.19 µs"
 
 
 async def test_output_pane_sends_stdin_lines_as_messages(app):

@@ -29,7 +29,16 @@ async def show_run(pilot, theme: str = "dark") -> SessionScreen:
         bus.publish(event)
     await wait_for(pilot, lambda: screen.state.ended and len(screen.query_one(StreamView).rows) == 23, "the run")
     await pilot.pause()
+    screen.bridge.stop()  # nothing more will arrive: no further refreshes behind a dialog
+    await settle(pilot)
     return screen
+
+
+async def settle(pilot) -> None:
+    """Let every pending refresh and animation finish, so that the frame is the same every time."""
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause()
+    await pilot.pause()
 
 
 @pytest.mark.parametrize("theme", ["dark", "light", "high-contrast"])
@@ -46,7 +55,7 @@ def test_syscall_detail(snap_compare):
         await show_run(pilot)
         denied = flood(23)[0].syscalls[7]
         await pilot.app.push_screen(SyscallDetail(denied, T0))
-        await pilot.pause()
+        await settle(pilot)
 
     assert snap_compare(build_app(), terminal_size=(120, 40), run_before=before)
 
@@ -58,7 +67,7 @@ def test_compare_and_help(snap_compare):
         fixed = dataclasses.replace(after, exit_code=0, denials={}, errors=4,
                                     errors_by_errno={"ENOENT": 4}, findings=())
         await pilot.app.push_screen(Compare(after, fixed))
-        await pilot.pause()
+        await settle(pilot)
 
     assert snap_compare(build_app(), terminal_size=(120, 40), run_before=before)
 
@@ -67,6 +76,6 @@ def test_help(snap_compare):
     async def before(pilot):
         await show_run(pilot)
         await pilot.app.push_screen(Help())
-        await pilot.pause()
+        await settle(pilot)
 
     assert snap_compare(build_app(), terminal_size=(120, 40), run_before=before)

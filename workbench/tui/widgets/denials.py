@@ -31,7 +31,11 @@ class Denials(Vertical):
         yield Static("", id="findings")
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns("×", "syscall", "arguments", "pid", "comm", "action", "rule")
+        # Fixed widths: columns that resize as rows arrive would jump around during a run.
+        table = self.query_one(DataTable)
+        for label, width in (("×", 4), ("syscall", 12), ("arguments", 30), ("pid", 7), ("comm", 10),
+                             ("action", 12), ("rule", 48)):
+            table.add_column(label, width=width)
 
     def show(self, rows: list[DenialRow], total: int) -> None:
         table = self.query_one(DataTable)

@@ -37,7 +37,10 @@ class SyscallTop(DataTable):
         self.border_title = "Top (by count)"
 
     def on_mount(self) -> None:
-        self.add_columns("syscall", "count", "errors", "by errno", "p50", "p99")
+        # Fixed widths: columns that resize as numbers grow would jump around during a run.
+        for label, width in (("syscall", 16), ("count", 9), ("errors", 7), ("p50", 9), ("p99", 9),
+                             ("by errno", 30)):
+            self.add_column(label, width=width)
 
     def show(self, stats: tuple[ev.SyscallStat, ...]) -> None:
         self._stats = stats
@@ -47,9 +50,9 @@ class SyscallTop(DataTable):
         for s in ordered:
             errors = sum(s.errors.values())
             by_errno = " ".join(f"{k}:{v}" for k, v in sorted(s.errors.items(), key=lambda kv: -kv[1]))
-            self.add_row(s.name, str(s.count), str(errors or ""), by_errno,
+            self.add_row(s.name, str(s.count), str(errors or ""),
                          format_ns(percentile_ns(s.latency_log2_ns, 0.5)),
-                         format_ns(percentile_ns(s.latency_log2_ns, 0.99)), key=s.name)
+                         format_ns(percentile_ns(s.latency_log2_ns, 0.99)), by_errno, key=s.name)
         if ordered:
             self.move_cursor(row=min(row, len(ordered) - 1))
 
