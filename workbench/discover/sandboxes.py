@@ -66,30 +66,18 @@ def _own_cgroup_kind(path: str) -> str | None:
     return None
 
 
-def _layers(p: ProcInfo, host_ns: dict[str, int], host_cgroup: str) -> list[str]:
+def _layers(p: ProcInfo, host_ns: dict[str, int], host_cgroup: str, full_caps: int) -> list[str]:
     layers = [f"{t}-ns" for t in NAMESPACE_TYPES if t in p.namespaces and t in host_ns
               and p.namespaces[t] != host_ns[t]]
     if p.seccomp:
         layers.append("seccomp" if p.seccomp == 2 else "seccomp-strict")
     if p.no_new_privs:
         layers.append("no_new_privs")
-    if (p.uid == 0 and p.cap_eff != p.cap_bnd) or p.cap_bnd != _full_caps():
+    if (p.uid == 0 and p.cap_eff != p.cap_bnd) or p.cap_bnd != full_caps:
         layers.append("capabilities")
     if p.cgroup_v2 not in ("/", host_cgroup) and _own_cgroup_kind(p.cgroup_v2):
         layers.append("cgroup")
     return layers
-
-
-_FULL_CAPS: int | None = None
-
-
-def _full_caps() -> int:
-    """The bounding set of a process nobody restricted: our own (a container may narrow it)."""
-    global _FULL_CAPS
-    if _FULL_CAPS is None:
-        me = read_proc(os.getpid())
-        _FULL_CAPS = me.cap_bnd if me else 0
-    return _FULL_CAPS
 
 
 def _kind(root: ProcInfo, parent: ProcInfo | None, cgroup: str) -> str:
@@ -119,10 +107,16 @@ def scan(include_self: bool = False) -> list[Sandbox]:
         p = read_proc(pid)
         if p is not None:
             procs[pid] = p
+    return group(procs, host_ns, host_cgroup, own.cap_bnd if own else 0)
+
+
+def group(procs: dict[int, ProcInfo], host_ns: dict[str, int], host_cgroup: str, full_caps: int) -> list[Sandbox]:
+    """The sandboxes among `procs` (pid -> ProcInfo), against the host's namespaces and cgroup and
+    an unrestricted bounding set (`full_caps`). Pure: no /proc access."""
     keyed: dict[int, tuple] = {}
     layers_of: dict[int, list[str]] = {}
     for pid, p in procs.items():
-        layers = _layers(p, host_ns, host_cgroup)
+        layers = _layers(p, host_ns, host_cgroup, full_caps)
         if not layers or layers == ["capabilities"]:
             continue  # dropped capabilities alone are ordinary privilege separation
         pairs = frozenset((t, p.namespaces[t]) for t in NAMESPACE_TYPES if f"{t}-ns" in layers)
@@ -148,7 +142,10 @@ def scan(include_self: bool = False) -> list[Sandbox]:
         rp = procs[root]
         parent = procs.get(rp.ppid)
         layers = sorted({layer for pid in pids for layer in layers_of[pid]}, key=_layer_order)
-        ns = {t: {"inode": rp.namespaces.get(t), "isolated": f"{t}-ns" in layers} for t in NAMESPACE_TYPES}
+        ns = {}
+        for t in NAMESPACE_TYPES:  # per type, the namespace the sandbox's members isolate, if any
+            inside = next((procs[pid].namespaces[t] for pid in pids if f"{t}-ns" in layers_of[pid]), None)
+            ns[t] = {"inode": inside or rp.namespaces.get(t), "isolated": inside is not None}
         out.append(Sandbox(root=root, kind=_kind(rp, parent, rp.cgroup_v2), layers=layers, pids=pids,
                            cgroup=rp.cgroup_v2, command=rp.command, namespaces=ns,
                            launcher=parent.command if parent else ""))
