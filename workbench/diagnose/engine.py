@@ -101,7 +101,8 @@ class LiveDiagnoser:
             if self._facts.version == self._seen_version:
                 return self.findings
             self._seen_version = self._facts.version
-            findings = rank(self._facts)
+            facts = self._facts.snapshot()
+        findings = rank(facts)  # outside the lock: the bus's producers never wait for the rules
         self.findings = findings
         for finding in findings:
             # Republished when anything but its time changed (more evidence, a new score once the

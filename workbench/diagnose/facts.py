@@ -8,6 +8,7 @@ and bounded, so the live diagnoser can feed every event through it.
 from __future__ import annotations
 
 import collections
+import copy
 import errno as errno_mod
 import os
 import re
@@ -166,6 +167,18 @@ class Facts:
         if self._view is None or self._view_of is not self.profile:
             self._view, self._view_of = SandboxView(self.profile), self.profile
         return self._view
+
+    def snapshot(self) -> Facts:
+        """A copy whose containers are separate, so rules can read it while `add` goes on (the
+        live diagnoser ranks outside its lock: a producer never waits for the rules)."""
+        self.view  # noqa: B018 - create it here, so copies share its host-lookup caches
+        other = copy.copy(self)
+        other.failed = collections.deque(self.failed, maxlen=MAX_FAILED_CALLS)
+        for name in ("denials", "fatal", "ooms", "proc_exits", "execs", "notices"):
+            setattr(other, name, list(getattr(self, name)))
+        other.stderr = bytearray(self.stderr)
+        other.cwds = dict(self.cwds)
+        return other
 
     def add_all(self, events: Iterable[ev.Event]) -> Facts:
         for event in events:
