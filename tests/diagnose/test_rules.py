@@ -268,3 +268,18 @@ def test_without_probes_the_error_message_is_a_weak_hint():
     assert "no probes ran" in findings[0].summary and findings[0].fix_options == ()
     with_probes = diagnose(session(p, out, sc("getpid", ret=7)), p.to_dict())
     assert with_probes == []  # probes ran and saw nothing to blame: the message alone is not enough
+
+
+def test_a_unix_socket_in_the_hosts_tmp_is_a_mount_finding(tmp_path):
+    import socket as socket_mod
+
+    path = tmp_path / "app.sock"
+    server = socket_mod.socket(socket_mod.AF_UNIX)
+    server.bind(str(path))
+    try:
+        p = load("default")
+        f, fixed = top(session(p, sc("connect", errno="ENOENT", addr=str(path), family="AF_UNIX")), p)
+        assert f.layer == "mount" and str(path) in f.summary
+        assert [b.src for b in fixed.binds] == [str(tmp_path)]
+    finally:
+        server.close()

@@ -117,9 +117,9 @@ def _foreign_owner(f: Facts, host_uid: int, host_gid: int) -> list[Candidate]:
     view = f.view
     groups: dict[tuple, list[ev.Syscall]] = {}
     for sc in f.failed:
-        if sc.errno not in ("EACCES", "EPERM") or sc.denied or sc.name in CAP_BY_SYSCALL \
-                or sc.name in ("bind", "socket", "connect"):
+        if sc.errno not in ("EACCES", "EPERM") or sc.denied or sc.name in CAP_BY_SYSCALL:
             continue  # privileged operations: the capability rule speaks for them
+        # (bind/connect reach here with a path only for unix sockets: file permissions apply)
         for path in f.paths(sc):
             origin = view.origin(path)
             if origin.host_path is None:
