@@ -114,3 +114,20 @@ def test_closing_a_held_sandbox_that_never_ran_leaves_nothing():
         assert sb.status is not None and sb.status.exit_code != 0
     finally:
         os.close(null)
+
+
+def test_what_bwrap_cannot_honour_is_said_on_the_bus():
+    from workbench.core.bus import Bus
+    from workbench.sandbox.bwrap import BwrapSandbox
+    from workbench.sandbox.plan import make_plan
+
+    bus, said = Bus(), []
+    bus.subscribe(said.append, ev.Notice)
+    sb = BwrapSandbox(make_plan(profile(), ["true"], "null"), (0, 1, 2))
+    sb.attach_bus(bus)
+    texts = [n.text for n in said]
+    assert {n.source for n in said} == {"bwrap"}
+    assert any("process.init" in t and "--as-pid-1" in t for t in texts)
+    assert any("network.mode = 'none'" in t for t in texts)
+    assert not any("no_new_privs" in t for t in texts)  # the default profile asks for it: nothing lost
+    sb.close()
