@@ -242,3 +242,32 @@ def test_a_syscall_gvisor_does_not_implement():
     assert [f.layer for f in before.findings] == ["gvisor"]  # the Sentry's own seccomp traps are not blamed
     after = run(load("default"), [PY, "-c", code], backend=before.top.fix_options[1])
     assert after.ok
+
+
+def test_a_unix_socket_of_the_host_is_not_in_the_sandbox(tmp_path):
+    sock_dir = tmp_path / "run"
+    sock_dir.mkdir()
+    open_to_sandbox(sock_dir)
+    path = sock_dir / "service.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    os.chmod(path, 0o777)
+    server.listen(4)
+
+    def serve():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.sendall(b"pong\n")
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        code = (f"import socket; s = socket.socket(socket.AF_UNIX); s.connect({str(path)!r}); "
+                "print(s.recv(5).decode(), end='')")
+        _, after = fails_then_fix_works(load("default"), [PY, "-c", code], "mount", "host-path-missing")
+        assert after.stdout == b"pong\n"
+    finally:
+        server.close()
