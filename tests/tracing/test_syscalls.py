@@ -72,3 +72,19 @@ def test_aggregates_only_mode_counts_without_a_stream(make_tracer, sandboxes, re
     t, held, code, stats = run_traced(make_tracer, sandboxes, [workload, "getppid", "23"], stream=False)
     assert count_of(stats, "getppid") == 23
     assert recorder.syscalls() == []
+
+
+def test_a_million_syscalls_stream_without_a_loss(make_tracer, sandboxes, recorder, workload):
+    # At default buffer sizes, read while written. It caught the reader writing its position
+    # byte by byte: the kernel, reading it torn, refused a few records per million.
+    t = make_tracer()  # default sizes: the guarantee is for them
+    t.compile()
+    held = sandboxes.launch([workload, "getppid", "1000001"])
+    t.attach(held.cgroup_id, held.pid, held.pid)
+    t.start()
+    held.release()
+    assert held.wait() == 0
+    t.stop()
+    assert t.lost() == 0
+    assert count_of(t.stats(), "getppid") == 1000001
+    assert sum(1 for s in recorder.syscalls() if s.name == "getppid") == 1000001
