@@ -41,7 +41,8 @@ def test_seccomp_denials_from_the_libseccomp_program_are_seen_by_the_probes(bin_
 
 def test_default_profile_isolates_like_the_native_backend():
     r = run(["sh", "-c", "echo pid=$$; hostname; cat /proc/self/uid_map; touch /etc/wb-escape; echo rc=$?; "
-             "grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; cat /proc/self/cgroup"], "bwrap")
+             "grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; cat /proc/self/cgroup; "
+             "echo run=$(ls -A /run | wc -l)"], "bwrap")
     out = r.out()
     assert r.status == 0, r.out("stderr")
     assert "pid=1" in out  # --as-pid-1: the command is the namespace's first process
@@ -50,6 +51,7 @@ def test_default_profile_isolates_like_the_native_backend():
     assert "rc=1" in out and "Read-only file system" in r.out("stderr")
     assert "CapEff:\t0000000000000000" in out and "NoNewPrivs:\t1" in out and "Seccomp:\t2" in out
     assert "0::/app" in out  # its cgroup namespace is rooted at our sandbox cgroup
+    assert "run=0" in out  # an empty /run: none of the host's service sockets
     assert all(ns["isolated"] for ns in r.report["namespaces"].values())
 
 

@@ -28,6 +28,7 @@ import time
 
 from workbench.core.errors import SandboxError, UsageError
 from workbench.sandbox import cgroups, held, security
+from workbench.sandbox.mounts import RUN_SIZE
 from workbench.sandbox.native import ExitStatus
 from workbench.sandbox.plan import Plan
 from workbench.sandbox.profile import Profile
@@ -83,6 +84,10 @@ def bwrap_args(p: Profile, command: list[str], env: dict[str, str], *, block_fd:
     if ns["pid"]:
         a += ["--proc", "/proc"]
     a += ["--dev", "/dev", "--size", str(p.tmp_size), "--tmpfs", "/tmp"]
+    if p.rootfs == "/" and os.path.isdir("/run"):
+        # As the native backend: the host's /run holds its services' sockets (D-Bus, journald...),
+        # reachable with the network off; an empty /run instead.
+        a += ["--size", str(RUN_SIZE), "--tmpfs", "/run"]
     for b in p.binds:
         a += ["--ro-bind" if b.readonly else "--bind", b.src, b.dst]
     a += ["--cap-drop", "ALL"]
