@@ -72,6 +72,11 @@ async def test_stream_filter_pause_search_and_detail(app):
         assert "ENOENT" in text and "'/nope9'" in text and "nr 257" in text
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is screen, "back on the session screen")
+        # z zooms the focused pane to the whole screen, and back
+        await pilot.press("z")
+        await wait_for(pilot, lambda: screen.maximized is screen.query_one("#stream"), "the stream zoomed")
+        await pilot.press("z")
+        await wait_for(pilot, lambda: screen.maximized is None, "the stream back in place")
 
 
 async def test_top_sorts_by_errors_and_name(app):

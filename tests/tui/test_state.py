@@ -85,3 +85,21 @@ def test_percentiles_from_log2_histogram():
     assert percentile_ns(hist, 0.5) == 2048
     assert percentile_ns(hist, 0.99) == 8192
     assert percentile_ns((), 0.5) is None
+
+
+def test_charts_draw_the_limit_only_when_it_is_in_range():
+    from workbench.tui.widgets.resources import chart_lines, chart_scale
+
+    assert chart_scale([10.0, 30.0], 100.0) == (100.0, True)
+    assert chart_scale([10.0, 20.0], 1000.0) == (25.0, False)
+    lines = [line.plain for line in chart_lines([50.0, 100.0, 25.0], 100.0, 7, 4)]
+    assert lines[0] == "╌█╌╌╌╌╌"  # the limit row: dashed where no bar reaches it, across the width
+    assert lines[1:] == [" █ ", "██ ", "███"]
+
+
+def test_a_restated_finding_is_shown_once():
+    s = SessionState()
+    for score in (0.5, 0.9):
+        s.apply(ev.Finding(ts_ns=T0, layer="seccomp", summary="mkdir refused", fix="--allow mkdir", score=score))
+    s.apply(ev.Finding(ts_ns=T0, layer="mount", summary="read-only /etc", score=0.7))
+    assert [(f.layer, f.score) for f in s.findings] == [("seccomp", 0.9), ("mount", 0.7)]

@@ -215,6 +215,8 @@ class SessionState:
         return "notices"
 
     def _on_Finding(self, e: ev.Finding) -> str:
+        # The diagnosis may restate a finding (live, then final): the latest word replaces it.
+        self.findings = [f for f in self.findings if (f.layer, f.summary) != (e.layer, e.summary)]
         self.findings.append(e)
         self.findings.sort(key=lambda f: -f.score)
         return "findings"

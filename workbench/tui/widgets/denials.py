@@ -20,20 +20,22 @@ def _args_text(d: ev.SeccompDenial) -> str:
 class Denials(Vertical):
     """The denials table and the findings under it."""
 
+    ALLOW_MAXIMIZE = True  # `z` zooms a pane to the whole screen
+
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.border_title = "Seccomp denials"
         self._shown = 0
 
     def compose(self):
-        table = DataTable(id="denials-table", cursor_type="row", zebra_stripes=True)
-        yield table
+        # The diagnosis first: it is the answer; the table is the evidence.
         yield Static("", id="findings")
+        yield DataTable(id="denials-table", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
         # Fixed widths: columns that resize as rows arrive would jump around during a run.
         table = self.query_one(DataTable)
-        for label, width in (("×", 4), ("syscall", 12), ("arguments", 30), ("pid", 7), ("comm", 10),
+        for label, width in (("×", 3), ("syscall", 10), ("arguments", 28), ("pid", 7), ("comm", 10),
                              ("action", 12), ("rule", 48)):
             table.add_column(label, width=width)
 

@@ -69,8 +69,10 @@ def layers_table(profile: dict[str, Any], namespaces: dict[str, dict] | None = N
     return table
 
 
-class Layers(Static):
+class Layers(Static, can_focus=True):
     """The layers of the running sandbox."""
+
+    ALLOW_MAXIMIZE = True  # `z` zooms a pane to the whole screen
 
     def __init__(self, **kwargs) -> None:
         super().__init__("", **kwargs)

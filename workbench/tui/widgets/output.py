@@ -14,6 +14,8 @@ from workbench.tui.state import OUTPUT_KEEP
 class OutputPane(Vertical):
     """Output lines (stderr in red) and an input whose lines go to the program's stdin."""
 
+    ALLOW_MAXIMIZE = True  # `z` zooms a pane to the whole screen
+
     BINDINGS = [Binding("ctrl+d", "close_stdin", "EOF to stdin", priority=True)]
 
     def __init__(self, **kwargs) -> None:

@@ -52,6 +52,8 @@ def membership_text(p: ProcessInfo) -> Text:
 class ProcessTree(Vertical):
     """The tree, updated in place (nodes are added and relabelled, never rebuilt)."""
 
+    ALLOW_MAXIMIZE = True  # `z` zooms a pane to the whole screen
+
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.border_title = "Processes"

@@ -12,15 +12,24 @@ from workbench.tui.state import format_bytes
 _BLOCKS = " ▁▂▃▄▅▆▇█"
 
 
+def chart_scale(values: list[float], limit: float | None) -> tuple[float, bool]:
+    """The value of the top row, and whether the limit is drawn. A limit far above what is used
+    would flatten every bar to nothing: then it is named in the caption instead of drawn."""
+    peak = max(values, default=0.0)
+    if limit and limit <= 4 * peak:
+        return max(limit, peak), True
+    return max(peak * 1.25, 1e-9), False
+
+
 def chart_lines(values: list[float], limit: float | None, width: int, height: int) -> list[Text]:
-    """Bars of the last `width` values, scaled so that the limit (when set) is the top row."""
+    """Bars of the last `width` values; a dashed red row marks the limit when it is in range."""
     values = values[-width:]
-    top = max([limit or 0.0, *values, 1e-9])
+    top, drawn = chart_scale(values, limit)
+    limit_row = min(height - 1, int((1 - limit / top) * height)) if drawn else None
+    cell = top / height
     lines = []
-    limit_row = None if not limit else min(height - 1, int((1 - limit / top) * height))
     for row in range(height):
-        floor = (height - row - 1) / height * top
-        cell = top / height
+        floor = (height - row - 1) * cell
         text = Text()
         for v in values:
             fill = (v - floor) / cell
@@ -54,14 +63,18 @@ class LimitChart(Widget):
     def render(self) -> Text:
         width, height = max(self.size.width, 1), max(self.size.height - 1, 1)
         out = Text(f"{self.label}: {self.caption}", style="bold", no_wrap=True)
+        if self.limit and not chart_scale(self.values, self.limit)[1]:
+            out.append("  (limit far above: not drawn)", style="dim")
         for line in chart_lines(self.values, self.limit, width, height):
             out.append("\n")
             out.append_text(line)
         return out
 
 
-class Resources(Vertical):
+class Resources(Vertical, can_focus=True):
     """Memory, cpu and pids charts for the sandbox's cgroup."""
+
+    ALLOW_MAXIMIZE = True  # `z` zooms a pane to the whole screen
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)

@@ -182,6 +182,8 @@ class StreamView(ScrollView, can_focus=True):
 class SyscallStream(Vertical):
     """The stream pane: a status line, an input for filter or search, and the list."""
 
+    ALLOW_MAXIMIZE = True  # `z` zooms a pane to the whole screen
+
     BINDINGS = [
         Binding("f", "edit('filter')", "Filter"),
         Binding("slash", "edit('search')", "Search"),

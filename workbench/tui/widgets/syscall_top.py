@@ -28,6 +28,8 @@ def _row_key(stat: ev.SyscallStat, key: str):
 class SyscallTop(DataTable):
     """A sortable table of per-syscall aggregates (press `s` to change the order)."""
 
+    ALLOW_MAXIMIZE = True  # `z` zooms a pane to the whole screen
+
     BINDINGS = [Binding("s", "next_sort", "Sort")]
 
     def __init__(self, **kwargs) -> None:
