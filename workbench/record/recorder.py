@@ -51,7 +51,7 @@ def _extra(sc: Syscall) -> str | None:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(to_data(value), separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(to_data(value), separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
