@@ -36,6 +36,7 @@ class ReportBuilder:
         self.cgroup = {"memory_peak_bytes": 0, "pids_peak": 0, "cpu_seconds": 0.0, "oom_killed": False}
         self.stats: dict[str, dict] = {}
         self.stream_counts: dict[str, dict] = {}
+        self.app_counts: dict[str, dict] = {}
         self.denials: dict[tuple, dict] = {}
         self.processes: dict[int, dict] = {}
         self.lost = 0
@@ -66,9 +67,11 @@ class ReportBuilder:
         self.stats = {s.name: {"count": s.count, "errors": dict(s.errors)} for s in e.stats}
 
     def _on_SyscallBatch(self, e: ev.SyscallBatch) -> None:
-        # Only a fallback for when no in-kernel aggregate arrives (stream-only tracers).
+        # Host syscalls: only a fallback for when no in-kernel aggregate arrives. The app's
+        # syscalls as gVisor's Sentry saw them are a view of their own.
         for s in e.syscalls:
-            entry = self.stream_counts.setdefault(s.name, {"count": 0, "errors": {}})
+            counts = self.app_counts if s.source == "gvisor" else self.stream_counts
+            entry = counts.setdefault(s.name, {"count": 0, "errors": {}})
             entry["count"] += 1
             if s.errno:
                 entry["errors"][s.errno] = entry["errors"].get(s.errno, 0) + 1
@@ -136,6 +139,7 @@ class ReportBuilder:
                 "namespaces": self.namespaces,
                 "cgroup": dict(self.cgroup),
                 "syscalls": self.stats or self.stream_counts,
+                "app_syscalls": self.app_counts,
                 "seccomp_denials": list(self.denials.values()),
                 "processes": sorted(self.processes.values(), key=lambda p: p["pid"]),
                 "lost_events": self.lost,

@@ -200,7 +200,12 @@ class SandboxCgroup:
         if self.pids():
             self.kill_all()
         deadline = time.monotonic() + timeout
-        remaining = [d for d in ([self.app_dir] if self.app_dir else []) + self.dirs()]
+        # Children first (app/, and any a backend made, like gVisor's stubs/), then ours.
+        nested = []
+        for top in self.dirs():
+            for parent, subdirs, _files in os.walk(top, topdown=False):  # deepest first
+                nested += [os.path.join(parent, sub) for sub in subdirs]
+        remaining = nested + self.dirs()
         while remaining:
             left = []
             for d in remaining:
