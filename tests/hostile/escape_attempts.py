@@ -306,6 +306,23 @@ def _():
     return {"escaped": None, "errno": None, "detail": out.stdout.strip() + out.stderr.strip()}
 
 
+@attempt("i386_syscall_abi")
+def _():
+    out = subprocess.run([P["bind"] + "/other-abis", "i386"], capture_output=True, text=True)
+    return {"escaped": out.returncode == 0, "errno": None, "detail": [out.returncode, out.stdout.strip()]}
+
+
+@attempt("x32_syscall_abi")
+def _():
+    out = subprocess.run([P["bind"] + "/other-abis", "x32"], capture_output=True, text=True)
+    return {"escaped": out.returncode == 0, "errno": None, "detail": [out.returncode, out.stdout.strip()]}
+
+
+@attempt("overwrite_own_executable")
+def _():
+    return _write("/proc/self/exe", b"\x7fELF")
+
+
 @attempt("mknod_block_device")
 def _():
     os.mknod("/tmp/disk", 0o600 | 0o060000, os.makedev(254, 0))
