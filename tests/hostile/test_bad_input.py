@@ -330,3 +330,37 @@ def test_nothing_here_prints_a_traceback_for_a_missing_file():
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert done.returncode == 2
     one_line(done.stderr)
+
+
+def _profile_file(tmp_path, text: str) -> str:
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    return str(path)
+
+
+_NAMES_NOTHING = pytest.mark.xfail(strict=True, reason="accepted by validation, then the launch fails with "
+                                                       "exit 125 and a message that does not name the "
+                                                       "setting (see the report)")
+
+
+@pytest.mark.parametrize("options,setting", [
+    pytest.param(["--pids", "1"], "pids", marks=_NAMES_NOTHING),  # "Resource temporarily unavailable"
+    pytest.param(["--pids", "4194304"], "pids", marks=_NAMES_NOTHING),  # "Invalid argument: None", run as root
+    pytest.param(["--memory", "1"], "memory", marks=_NAMES_NOTHING),  # "sandbox died during set-up"
+    pytest.param(["--profile", "{tmp}/p.toml#[rlimits]\nnofile = 99999999999\n"], "nofile",
+                 marks=_NAMES_NOTHING),  # "ValueError: not allowed to raise maximum limit"
+    pytest.param(["--profile", "{tmp}/p.toml#[process]\ncwd = \"/nonexistent\"\n"], "cwd",
+                 marks=_NAMES_NOTHING),  # "No such file or directory (/nonexistent)"
+])
+def test_a_valid_but_impossible_setting_is_named_in_the_one_line(tmp_path, options, setting):
+    argv = []
+    for opt in options:
+        if opt.startswith("{tmp}"):
+            _, text = opt.split("#", 1)
+            opt = _profile_file(tmp_path, text)
+        argv.append(opt)
+    done = subprocess.run([WORKBENCH, "run", "--no-trace", "--quiet", *argv, "--", "true"], capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode in (2, 125)
+    one_line(done.stderr)
+    assert setting in done.stderr, done.stderr
