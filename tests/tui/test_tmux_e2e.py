@@ -71,3 +71,24 @@ def test_denied_mkdir_shows_in_the_real_tui_and_q_leaves_nothing(tmp_path: Path)
         assert [d for d in cgroups if os.path.exists(d)] == []
     finally:
         tmux(socket, "kill-server", check=False)
+
+
+def test_the_terminal_goes_to_a_sandboxed_shell_and_comes_back(tmp_path: Path):
+    socket = f"wb-shell-{os.getpid()}"
+    command = f"exec {WORKBENCH} tui -- sh -c " + shlex.quote("echo ready; exec sleep 60")
+    subprocess.run(["tmux", "-L", socket, "-f", "/dev/null", "new-session", "-d", "-s", "wb", "-x", "120",
+                    "-y", "40", "-c", str(tmp_path), command], check=True,
+                   env=dict(os.environ, TERM="xterm-256color"))
+    try:
+        screen = lambda: tmux(socket, "capture-pane", "-p", "-t", "wb", check=False).stdout  # noqa: E731
+        wait_until(lambda: "running" in screen() and "ready" in screen(), "the session running")
+        tmux(socket, "send-keys", "-t", "wb", "!")
+        wait_until(lambda: "`exit` brings you back" in screen(), "the shell's banner")
+        tmux(socket, "send-keys", "-t", "wb", "echo $((6*7)) $(hostname)", "Enter")
+        wait_until(lambda: "42 sandbox" in screen(), "the shell's answer from inside the sandbox")
+        tmux(socket, "send-keys", "-t", "wb", "exit", "Enter")
+        wait_until(lambda: "╭─ Processes" in screen() and "running" in screen(), "the TUI back")
+        tmux(socket, "send-keys", "-t", "wb", "q")
+        wait_until(lambda: tmux(socket, "has-session", "-t", "wb", check=False).returncode != 0, "quit")
+    finally:
+        tmux(socket, "kill-server", check=False)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Iterable
 
@@ -114,6 +115,9 @@ class WorkbenchApp(App):
         try:
             with self.suspend():
                 # The terminal belongs to the shell until it exits; the UI is suspended meanwhile.
+                sys.__stdout__.write("workbench: a shell in a sandbox made like this run's; "
+                                     "`exit` brings you back\n")
+                sys.__stdout__.flush()
                 session = open_session(options)
                 self.sessions.append(session)
                 try:
