@@ -1,0 +1,53 @@
+"""Strings the sandboxed program controls — its output, the paths it passes to syscalls, its argv
+and comm — reach the TUI. They must be shown as text, never read as Textual/Rich markup: an
+unbalanced tag would crash the UI, and `[@click=...]` would make a button of the attacker's."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from workbench.sandbox import profile as prof
+from workbench.session import SessionOptions
+from workbench.tui.app import build_app
+from workbench.tui.capture import screen_text
+from workbench.tui.screens.session import SessionScreen
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.privileged]
+
+MARKUP = "[/bold][@click=app.quit]quit[/][b]23"
+
+
+async def wait_for(pilot, predicate, what: str, deadline_s: float = 60.0):
+    end = time.monotonic() + deadline_s
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+
+
+@pytest.mark.xfail(strict=True, reason="tui/widgets/denials.py passes the denial's arguments and comm to "
+                                       "DataTable.add_row as str, which Textual parses as markup: a path "
+                                       "with '[/bold]' raises MarkupError and takes the TUI down (wrap them "
+                                       "in rich.text.Text; the same for the syscall detail dialog)")
+async def test_markup_in_what_the_sandbox_controls_is_shown_as_text():
+    script = f"mkdir '/tmp/{MARKUP}'; echo '{MARKUP}'; echo '{MARKUP}' >&2; exec -a '{MARKUP}' sleep 0"
+    options = SessionOptions(profile=prof.apply_overrides(prof.load("default"), deny=["mkdir"]), stdin="null",
+                             command=["bash", "-c", script])
+    app = build_app(options=options)
+    try:
+        async with app.run_test(size=(160, 50)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, SessionScreen) and app.screen.state.ended,
+                           "the session to end")
+            await pilot.pause(0.3)
+            assert app.is_running  # no MarkupError took it down
+            state = app.screen.state
+            assert any(d.args.get("pathname") == f"/tmp/{MARKUP}" for d in state.denials.values())
+            assert MARKUP in screen_text(app)  # shown literally, brackets and all
+            await pilot.press("q")
+            await wait_for(pilot, lambda: not app.is_running, "the app to exit", 30)
+    finally:
+        from workbench.tracing import loader
+
+        loader.release_cached()
