@@ -78,7 +78,10 @@ class Decoder:
         self.known_pids: set[int] = set()
         self.sys_struct, _ = struct_of(layouts["sys"])
         self.sys_size = ct.sizeof(layouts["sys"])
-        self.name_list = [names.name_of(nr) for nr in range(512)]
+        # Per syscall number: (name, _EXEC | _REGISTERS | 0).
+        self.facts = [(n, _EXEC if n in ("execve", "execveat") else
+                       _REGISTERS if n in decode.REGISTER_ONLY else 0)
+                      for n in (names.name_of(nr) for nr in range(512))]
         self.errno_names = {n: names.errno_name(-n) for n in range(1, 4096)}
         self.errors = 0
         self.refresh: Callable[[], object] | None = None
@@ -165,35 +168,52 @@ class Decoder:
     # --- the syscall stream ---------------------------------------------------------------------
 
     def syscall(self, view: memoryview, off: int, size: int) -> Syscall:
-        # The hot path (up to a million calls a second): locals, positional construction, and
-        # the common no-decoding case first.
-        (ts, dur, a0, a1, a2, a3, a4, a5, ret, pid, tid, nr, flags, bl0, bl1,
-         _pad) = self.sys_struct.unpack_from(view, off)
-        name = self.name_list[nr] if nr < len(self.name_list) else names.name_of(nr)
-        args = (a0, a1, a2, a3, a4, a5)
-        decoded: dict[str, Any] = {}
-        if size > self.sys_size:
-            start = off + self.sys_size
-            blobs = (bytes(view[start: start + bl0]),
-                     bytes(view[start + self.path_len: start + self.path_len + bl1]))
-            decoded = decode.decode_args(name, args, blobs)
-        elif name in decode.REGISTER_ONLY:
-            decoded = decode.decode_args(name, args)
-        if name in _EXECS:
+        """One stream record (without its ring-buffer header) as a Syscall."""
+        return self.syscalls(view, ((off, size),))[0]
+
+    def syscalls(self, view: memoryview, spans: Any) -> list[Syscall]:
+        """Stream records at (offset, size) spans of `view`, as Syscalls, in order.
+
+        The hot path (up to a million records a second): one loop, locals only, positional
+        construction, and per-number facts (name, needs decoding) looked up in one list.
+        """
+        out: list[Syscall] = []
+        append, unpack = out.append, self.sys_struct.unpack_from
+        facts, comms, errno_names = self.facts, self.comms, self.errno_names
+        sys_size, path_len, nfacts = self.sys_size, self.path_len, len(facts)
+        for off, size in spans:
+            (ts, dur, a0, a1, a2, a3, a4, a5, ret, pid, tid, nr, flags, bl0, bl1,
+             _pad) = unpack(view, off)
+            name, special = facts[nr] if nr < nfacts else (names.name_of(nr), 0)
+            args = (a0, a1, a2, a3, a4, a5)
+            if special == _EXEC:  # read at entry: at exit the registers are the new image's
+                decoded = self._special(name, special, tid, args)
+            elif size > sys_size:
+                start = off + sys_size
+                decoded = decode.decode_args(name, args, (
+                    bytes(view[start: start + bl0]),
+                    bytes(view[start + path_len: start + path_len + bl1])))
+            elif special:
+                decoded = self._special(name, special, tid, args)
+            else:
+                decoded = {}
+            comm = comms.get(tid)
+            if comm is None:
+                comm = self.comm(tid)
+            append(Syscall(ts, pid, tid, comm, nr, name, args, ret,
+                           errno_names.get(-ret) if -4096 < ret < 0 else None, dur, decoded, flags & 1 == 1))
+        return out
+
+    def _special(self, name: str, special: int, tid: int, args: tuple[int, ...]) -> dict[str, Any]:
+        if special == _EXEC:
             if tid not in self.argv and self.refresh is not None:
                 self.refresh()  # its argv record (written at entry) may have landed just now
             path, argv = self.argv.get(tid, ("", ()))
-            decoded = {"pathname": path, "argv": list(argv)}
-        comm = self.comms.get(tid)
-        if comm is None:
-            comm = self.comm(tid)
-        err = self.errno_names.get(-ret) if -4096 < ret < 0 else None
-        return Syscall(ts, pid, tid, comm, nr, name, args, ret, err, dur, decoded, flags & 1 == 1)
+            return {"pathname": path, "argv": list(argv)}
+        return decode.decode_args(name, args)
 
 
-_EXECS = frozenset(("execve", "execveat"))
-
-
+_EXEC, _REGISTERS = 1, 2
 _HANDLERS: dict[int, tuple[str, Callable[..., Event | None]]] = {
     REC_NEWTASK: ("newtask", Decoder._newtask),
     REC_EXEC_ARGV: ("exec_argv", Decoder._exec_argv),

@@ -102,14 +102,16 @@ class RingReader:
         self._cons.close()
 
 
-def records(data: bytes | memoryview, handle: Callable[[memoryview, int, int], None]) -> None:
-    """Walk records copied out by `RingReader.take`, skipping discarded ones."""
+def spans(data: bytes | memoryview) -> list[tuple[int, int]]:
+    """(offset, size) of each record copied out by `RingReader.take`, discarded ones skipped."""
     view = memoryview(data)
-    off, end = 0, len(view)
-    unpack_hdr = _HDR.unpack_from
+    out, off, end = [], 0, len(view)
+    append, unpack_hdr = out.append, _HDR.unpack_from
     while off < end:
         length = unpack_hdr(view, off)[0]
         size = length & ~(_BUSY | _DISCARD)
         if not length & _DISCARD:
-            handle(view, off + 8, size)
+            append((off + 8, size))
         off += (size + 8 + 7) & ~7
+    return out
+

@@ -27,7 +27,7 @@ from workbench.core.events import (
 )
 from workbench.tracing import kernelmaps, loader
 from workbench.tracing.records import Decoder
-from workbench.tracing.ringbuf import RingReader, records
+from workbench.tracing.ringbuf import RingReader, spans
 
 _MAX_NR = 512            # WB_MAX_NR
 _BATCH = 2048            # syscalls per SyscallBatch: few bus calls, still a fresh view
@@ -388,25 +388,19 @@ class Tracer:
         dec = self._decoder
         if dec is None:
             return
-        syscall, publish = dec.syscall, self.bus.publish
+        syscalls, publish = dec.syscalls, self.bus.publish
         while True:
             with self._chunks_cv:
                 if not self._chunks:
                     return
                 data, _n = self._chunks.popleft()
                 self._chunk_bytes -= len(data)
-            batch: list[Syscall] = []
-
-            def on_sys(view: memoryview, off: int, size: int) -> None:
-                batch.append(syscall(view, off, size))
-                if len(batch) == _BATCH:
-                    publish(SyscallBatch(ts_ns=batch[0].ts_ns, syscalls=tuple(batch)))
-                    batch.clear()
-                    time.sleep(0)  # hand the GIL to the poll thread: it keeps the kernel ring empty
-
-            records(data, on_sys)
-            if batch:
+            view, where = memoryview(data), spans(data)
+            for i in range(0, len(where), _BATCH):
+                batch = syscalls(view, where[i: i + _BATCH])
                 publish(SyscallBatch(ts_ns=batch[0].ts_ns, syscalls=tuple(batch)))
+                time.sleep(0)  # hand the GIL to the poll thread: it keeps the kernel ring empty
+            view.release()
 
     def _ours(self, pid: int) -> bool:
         dec = self._decoder
