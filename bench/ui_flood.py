@@ -130,7 +130,7 @@ class RepaintProbe:
         return self.latency
 
 
-async def run(events: int, rate: float, size: tuple[int, int]) -> dict:
+async def run(events: int, rate: float, size: tuple[int, int], filter_text: str = "") -> dict:
     app = build_app()
     result: dict = {}
     async with app.run_test(size=size) as pilot:
@@ -140,6 +140,8 @@ async def run(events: int, rate: float, size: tuple[int, int]) -> dict:
         while not (screen.is_mounted and screen.bridge._timer is not None):
             await pilot.pause()
         view = screen.query_one(StreamView)
+        if filter_text:  # a filter costs a test per arriving syscall: measure that case too
+            screen.query_one("#stream").apply_filter(filter_text)
         view.focus()
         await pilot.pause()
         probe = RepaintProbe(app, view)
@@ -184,6 +186,7 @@ async def run(events: int, rate: float, size: tuple[int, int]) -> dict:
             "goal_latency_ms": 100,
             "goal_rss_mb": 200,
             "frames": probe.frames,
+            "filter": filter_text,
             "size": list(size),
         }
         await pilot.press("q")
@@ -194,8 +197,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--rate", type=float, default=500_000)
+    parser.add_argument("--filter", default="", help="a stream filter to apply, e.g. 'failed'")
     args = parser.parse_args()
-    result = asyncio.run(run(args.events, args.rate, (120, 40)))
+    result = asyncio.run(run(args.events, args.rate, (120, 40), args.filter))
     print(json.dumps(result))
 
 

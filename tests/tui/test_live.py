@@ -33,7 +33,7 @@ def session_ended(app) -> bool:
     return isinstance(app.screen, SessionScreen) and app.screen.state.ended
 
 
-async def test_launch_screen_previews_profiles_and_launches_a_demo():
+async def test_launch_screen_previews_profiles_and_launches_a_demo(tmp_path: Path):
     app = build_app()
     seen = Recorder(LaunchRequested, Lifecycle)
     before = workbench_cgroups()
@@ -59,6 +59,7 @@ async def test_launch_screen_previews_profiles_and_launches_a_demo():
         demos.highlighted = demos.get_option_index("whoami")
         await wait_for(pilot, lambda: launch.query_one("#command").value.startswith("sh -c 'id;"), "demo command")
         assert launch.profile.name == "default"
+        launch.query_one("#record").value = str(tmp_path / "whoami.sqlite")
         launch.query_one("#command").focus()
         await pilot.press("enter")
         await wait_for(pilot, lambda: session_ended(app), "the demo's session to end", 60)
@@ -72,6 +73,15 @@ async def test_launch_screen_previews_profiles_and_launches_a_demo():
         await wait_for(pilot, lambda: not app.is_running, "the app to exit")
     assert app.return_code == 0
     assert workbench_cgroups() == before
+    from workbench.record import open_recording
+
+    recording = open_recording(tmp_path / "whoami.sqlite")  # the launch screen's "Record to"
+    try:
+        assert recording.complete and recording.meta["command"][:2] == ["sh", "-c"]
+        kinds = {type(e).__name__ for e in recording.events()}
+        assert {"SessionStarted", "SandboxExited", "Output"} <= kinds
+    finally:
+        recording.close()
 
 
 async def test_edit_relaunch_and_compare(tmp_path: Path):

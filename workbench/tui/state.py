@@ -122,6 +122,30 @@ class StreamFilter:
             return False
         return True
 
+    def predicate(self):
+        """A fast test for a flood: only the conditions that are set, as closures (no method call
+        and no attribute walk over unset fields per syscall)."""
+        checks = []
+        if self.names:
+            names = self.names
+            checks.append(lambda sc: sc.name in names)
+        if self.errnos:
+            errnos = self.errnos
+            checks.append(lambda sc: sc.errno in errnos)
+        if self.pids:
+            pids = self.pids
+            checks.append(lambda sc: sc.pid in pids or sc.tid in pids)
+        if self.failed_only:
+            checks.append(lambda sc: sc.errno is not None)
+        if self.denied_only:
+            checks.append(lambda sc: sc.denied)
+        if not checks:
+            return lambda sc: True
+        if len(checks) == 1:
+            return checks[0]
+        first, rest = checks[0], checks[1:]
+        return lambda sc: first(sc) and all(c(sc) for c in rest)
+
     def describe(self) -> str:
         parts = sorted(self.names) + [f"errno:{e}" for e in sorted(self.errnos)]
         parts += [f"pid:{p}" for p in sorted(self.pids)]

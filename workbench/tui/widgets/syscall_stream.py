@@ -92,7 +92,7 @@ class StreamView(ScrollView, can_focus=True):
         new = list(islice(reversed(state.stream), take))
         new.reverse()
         if not self.filter.empty:
-            new = [sc for sc in new if self.filter.matches(sc)]
+            new = list(filter(self.filter.predicate(), new))
         self.rows.extend(new)
         if len(self.rows) > STREAM_KEEP:
             del self.rows[: len(self.rows) - STREAM_KEEP]
@@ -104,7 +104,7 @@ class StreamView(ScrollView, can_focus=True):
         self._seen = state.syscalls_seen
         self.behind = 0
         f = self.filter
-        self.rows = list(state.stream) if f.empty else [sc for sc in state.stream if f.matches(sc)]
+        self.rows = list(state.stream) if f.empty else list(filter(f.predicate(), state.stream))
         self._rows_changed()
 
     def _rows_changed(self) -> None:
