@@ -73,7 +73,7 @@ class RingReader:
 
     def take(self, max_bytes: int) -> tuple[bytes, int]:
         """Copy out the committed records (up to about max_bytes) and hand their space back at
-        once; returns (raw bytes with their headers, record count). Walk them with `records()`.
+        once; returns (raw bytes with their headers, record count). Walk them with `spans()`.
 
         For a fast producer and a slow consumer: the kernel's buffer is freed at memcpy speed,
         the records are decoded later from our own memory.
