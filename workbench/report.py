@@ -114,7 +114,9 @@ class ReportBuilder:
         self.lost += e.count
 
     def _on_Finding(self, e: ev.Finding) -> None:
-        self.findings = [f for f in self.findings if (f.layer, f.summary) != (e.layer, e.summary)] + [e]
+        # The live diagnosis republishes a finding as its evidence grows: keep the latest per rule.
+        key = e.rule or (e.layer, e.summary)
+        self.findings = [f for f in self.findings if (f.rule or (f.layer, f.summary)) != key] + [e]
 
     def _on_Notice(self, e: ev.Notice) -> None:
         if e.level in ("warning", "error"):
@@ -146,6 +148,7 @@ class ReportBuilder:
                 "probes": self.probes,
                 "notices": self.notices,
                 "diagnosis": [{"layer": f.layer, "summary": f.summary, "evidence": list(f.evidence),
-                               "fix": f.fix, "fix_options": list(f.fix_options), "rule": f.rule}
+                               "fix": f.fix, "fix_options": list(f.fix_options),
+                               "fix_profile": f.fix_profile, "rule": f.rule}
                               for f in findings],
             }

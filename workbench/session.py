@@ -105,9 +105,9 @@ class Session:
         """Launch held at the gate, attach probes, release. Blocking; run it in a worker."""
         o = self.options
         self._start_recorder()
+        self._start_diagnoser()  # before SessionStarted, like the recorder: it names the command
         self.bus.publish(ev.SessionStarted(ev.now_ns(), tuple(o.command), o.backend,
                                            o.profile_name or o.profile.name, o.profile.to_dict()))
-        self._start_diagnoser()
         compile_thread = self._compile_probes_in_background() if o.trace else None
         if not o.trace:
             self.bus.publish(ev.ProbeStatus(ev.now_ns(), "syscalls", "off", "--no-trace was given"))

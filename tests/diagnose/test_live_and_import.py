@@ -12,7 +12,7 @@ import time
 from workbench.core import events as ev
 from workbench.core.bus import Bus
 from workbench.diagnose import LiveDiagnoser, apply_fix, to_toml
-from workbench.diagnose.seccomp_json import load_docker
+from workbench.sandbox.seccomp_json import load_docker
 from workbench.diagnose.traced_profile import traced_profile, whatif
 from workbench.sandbox.profile import apply_overrides, from_dict, load
 

@@ -285,7 +285,7 @@ DOCKER = st.fixed_dictionaries({"defaultAction": JSON_VALUES}, optional={
 @BOUNDED
 @given(doc=DOCKER)
 def test_any_docker_seccomp_json_imports_or_names_its_mistake(tmp_path, doc):
-    from workbench.diagnose.seccomp_json import load_docker
+    from workbench.sandbox.seccomp_json import load_docker
 
     path = tmp_path / "seccomp.json"
     path.write_text(json.dumps(doc))
@@ -304,7 +304,7 @@ def test_any_docker_seccomp_json_imports_or_names_its_mistake(tmp_path, doc):
                                  {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
                                      {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": "x"}]}])
 def test_docker_seccomp_json_with_wrong_types_is_one_line(tmp_path, doc):
-    from workbench.diagnose.seccomp_json import load_docker
+    from workbench.sandbox.seccomp_json import load_docker
 
     path = tmp_path / "seccomp.json"
     path.write_text(json.dumps(doc))
@@ -314,7 +314,7 @@ def test_docker_seccomp_json_with_wrong_types_is_one_line(tmp_path, doc):
 
 
 def test_docker_seccomp_json_that_is_not_json_is_one_line(tmp_path):
-    from workbench.diagnose.seccomp_json import load_docker
+    from workbench.sandbox.seccomp_json import load_docker
 
     for text in ("", "{", "[1,2", "\x00\x01", '{"defaultAction": }'):
         path = tmp_path / "bad.json"

@@ -317,9 +317,6 @@ def test_a_shared_terminal_cannot_be_typed_into(profile, answer):
     assert pending == b""  # nothing waits for the host's shell
 
 
-@pytest.mark.xfail(strict=True, reason="sandbox/inside.py: with seccomp.mode = 'off' (permissive) no filter is "
-                                       "loaded, so a command given the terminal can TIOCSTI into it; load "
-                                       "security.terminal_guard() there when stdin is the terminal")
 def test_a_shared_terminal_cannot_be_typed_into_without_a_seccomp_policy():
     status, out, pending = run_on_a_terminal("permissive", TYPE_INTO_TERMINAL)
     assert status == 0, out
@@ -420,9 +417,6 @@ LIST_FDS = "import os\nfds = sorted(int(f) for f in os.listdir('/proc/self/fd'))
            "print(' '.join(f'{fd}:{os.readlink(f\"/proc/self/fd/{fd}\")}' for fd in fds if fd < 3 or os.path.exists(f'/proc/self/fd/{fd}') and not os.readlink(f'/proc/self/fd/{fd}').startswith('/proc/')))"
 
 
-@pytest.mark.xfail(strict=True, reason="sandbox/inside.py: the stdio fds received from the launcher are dup2'd "
-                                       "onto 0-2 but the originals stay open across exec: the command starts "
-                                       "with fds 3-5 as well (an inherited descriptor is how sandboxes leak)")
 def test_the_command_inherits_only_its_three_stdio_descriptors():
     r = run_sandbox(["python3", "-c", LIST_FDS])
     assert r.status == 0, r.stderr

@@ -13,7 +13,7 @@ import pytest
 from .scenario_helpers import run
 
 from workbench.cli.main import main
-from workbench.diagnose.seccomp_json import load_docker
+from workbench.sandbox.seccomp_json import load_docker
 from workbench.sandbox.profile import apply_overrides, from_dict, load
 
 pytestmark = pytest.mark.privileged

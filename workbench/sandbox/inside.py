@@ -152,7 +152,7 @@ def child_c(plan: dict, ch: Channels) -> None:
         mark("security")
         os.write(ch.ready_w, ("P" + json.dumps(_marks) + "\n").encode())
         # Parked: the command and its stdio arrive when someone launches.
-        msg, stdio, _flags, _addr = socket.recv_fds(ch.command_sandbox, MAX_MSG, 3)
+        msg, stdio, _flags, _addr = socket.recv_fds(ch.command_sandbox, MAX_MSG, 3, socket.MSG_CMSG_CLOEXEC)
         if not msg:
             os._exit(125)
         job = json.loads(msg)
@@ -171,6 +171,10 @@ def child_c(plan: dict, ch: Channels) -> None:
             os._exit(125)  # the launcher went away: never run the command
         if plan.get("seccomp_bpf") is not None:
             security.load_compiled(plan["seccomp_bpf"], prof["seccomp"]["log"])
+        elif job["stdin"] == "terminal":
+            # No policy, but the caller's own terminal: still no typing into it (TIOCSTI).
+            security.set_no_new_privs()
+            security.load_compiled(security.terminal_guard(), False)
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the launcher
         fail(ch.ready_w, exc)
     try:
@@ -229,9 +233,22 @@ def child_b(plan: dict, ch: Channels, sources) -> None:
     init_loop(child, ch.status_w)
 
 
+def _close_inherited_fds(keep: set[int]) -> None:
+    """Whatever the launcher had open when it forked (other sandboxes' pipes, a client's stdio in
+    flight) must not reach this sandbox: an inherited descriptor is how sandboxes leak."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the directory's own fd, already closed
+
+
 def child_a(plan: dict, ch: Channels, launcher: int) -> None:
     prof = plan["profile"]
     try:
+        _close_inherited_fds(set(ch.sandbox_ends()) | {ch.command_sandbox.fileno()})
         L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != launcher:
             os._exit(125)

@@ -168,8 +168,9 @@ def _check_keys(table: Any, known: set[str], where: str) -> dict:
     return table
 
 
-def from_dict(data: dict[str, Any], source: str = "profile") -> Profile:
-    """Validate plain data (parsed TOML) into a Profile. Raises ProfileError on the first mistake."""
+def from_dict(data: dict[str, Any], source: str = "profile", base_dir: str | None = None) -> Profile:
+    """Validate plain data (parsed TOML) into a Profile. Raises ProfileError on the first mistake.
+    `base_dir` resolves relative paths in the file (`seccomp.import`)."""
     w = lambda key: f"{source}: {key}"  # noqa: E731 - names the place in every message
     _check_keys(data, _SECTIONS, source + ":")
     p = Profile()
@@ -238,7 +239,9 @@ def from_dict(data: dict[str, Any], source: str = "profile") -> Profile:
         p.rlimits[key] = value
 
     sc = _check_keys(data.get("seccomp", {}), {"mode", "action", "errno", "syscalls", "log",
-                                               "deny_clone_newuser"}, w("seccomp"))
+                                               "deny_clone_newuser", "import"}, w("seccomp"))
+    if "import" in sc:
+        sc = _import_seccomp(sc, w("seccomp.import"), base_dir)
     s = p.seccomp
     s.mode = _choice(sc.get("mode", s.mode), SECCOMP_MODES, w("seccomp.mode"))
     s.action = _choice(sc.get("action", s.action), SECCOMP_ACTIONS, w("seccomp.action"))
@@ -250,6 +253,20 @@ def from_dict(data: dict[str, Any], source: str = "profile") -> Profile:
                                    w("seccomp.deny_clone_newuser"), "true or false")
     check_consistency(p, source)
     return p
+
+
+def _import_seccomp(sc: dict, where: str, base_dir: str | None) -> dict:
+    """A Docker/OCI seccomp JSON file as the seccomp table; keys given beside `import` win."""
+    from workbench.sandbox.seccomp_json import load_docker
+
+    path = _expect(sc["import"], str, where, "a path to a Docker/OCI seccomp JSON file")
+    if not os.path.isabs(path) and base_dir:
+        path = os.path.join(base_dir, path)
+    if not os.path.isfile(path):
+        raise ProfileError(where, f"{path} does not exist", "give the path of a Docker/OCI seccomp JSON file")
+    table = load_docker(path)
+    table.update({k: v for k, v in sc.items() if k != "import"})
+    return table
 
 
 def parse_count(value: Any, where: str) -> int:
@@ -341,7 +358,7 @@ def load(name_or_path: str) -> Profile:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(str(path), f"not valid TOML ({exc})") from None
-    return from_dict(data, path.name)
+    return from_dict(data, path.name, base_dir=str(path.resolve().parent))
 
 
 def apply_overrides(base: Profile, *, memory: str | None = None, pids: str | None = None,

@@ -118,7 +118,7 @@ class Launcher:
                 if sb is not None and sb.id not in self.sandboxes:
                     continue  # reaped earlier in this round
                 if sb is None:
-                    msg, stdio, _flags, _addr = socket.recv_fds(self.sock, MAX_MSG, 3)
+                    msg, stdio, _flags, _addr = socket.recv_fds(self.sock, MAX_MSG, 3, socket.MSG_CMSG_CLOEXEC)
                     if not msg:
                         self.shutdown()
                         return
