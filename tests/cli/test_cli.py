@@ -120,3 +120,13 @@ def test_fix_verifies_the_top_finding(tmp_path):
     assert r.returncode == 0
     data = json.loads(report.read_text())
     assert data["fix"] == {"applied": ["--allow", "mkdir"], "before_exit": 1, "after_exit": 0, "verified": True}
+
+
+def test_fix_applies_a_profile_patch_when_no_option_expresses_it():
+    # A missing capability has no CLI option: the fix is a profile patch, applied and verified.
+    r = wb("run", "--fix", "--", "python3", "-c",
+           "import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, 1); print('raw ok')")
+    assert "[capabilities]" in r.stderr
+    assert "--fix: re-running with profile patch {'capabilities': {'keep': ['net_raw']}}" in r.stderr
+    assert "--fix: the failure is gone" in r.stderr
+    assert (r.returncode, r.stdout) == (0, "raw ok\n")

@@ -99,32 +99,49 @@ def run_command(args) -> int:
 
 
 def _verify_fix(args, report: dict, status: int):
-    """Apply the top finding's fix as CLI options, run again, and say whether the failure is gone."""
+    """Apply the top finding's fix (as CLI options, or as a profile patch when no option says it),
+    run again, and say whether the failure is gone."""
     from workbench.cli.main import session_options
 
     top = report["diagnosis"][0] if report["diagnosis"] else None
-    options_fix = list(top.get("fix_options", [])) if top else []
-    if not options_fix:
-        print("workbench: --fix: no finding with a fix that options can express", file=sys.stderr)
+    if top is None or not (top.get("fix_options") or top.get("fix_profile")):
+        print("workbench: --fix: no finding with a fix to apply", file=sys.stderr)
         return status, report
-    args2 = _apply_options(args, options_fix)
-    options = session_options(args2, stdin="null", echo=True)
-    print(f"workbench: --fix: re-running with {' '.join(options_fix)}", file=sys.stderr)
-    new_status, new_report = run_once(args2, options)
+    if top.get("fix_options"):
+        applied = list(top["fix_options"])
+        options = session_options(_apply_options(args, applied), stdin="null", echo=True)
+    else:
+        from workbench.diagnose import apply_fix
+        from workbench.sandbox.profile import from_dict
+
+        applied = [f"profile patch {top['fix_profile']}"]
+        options = session_options(args, stdin="null", echo=True)
+        finding = _finding_from(top)
+        options.profile = from_dict(apply_fix(options.profile.to_dict(), finding), "fix")
+    print(f"workbench: --fix: re-running with {' '.join(applied)}", file=sys.stderr)
+    new_status, new_report = run_once(args, options)
     verdict = "the failure is gone" if new_status == 0 else f"still failing (exit {new_status})"
     print(f"workbench: --fix: {verdict}", file=sys.stderr)
-    new_report["fix"] = {"applied": options_fix, "before_exit": status, "after_exit": new_status,
+    new_report["fix"] = {"applied": applied, "before_exit": status, "after_exit": new_status,
                          "verified": new_status == 0}
     return new_status, new_report
 
 
+def _finding_from(entry: dict):
+    from workbench.core.events import Finding
+
+    return Finding(ts_ns=0, layer=entry["layer"], summary=entry["summary"], fix_profile=entry["fix_profile"],
+                   fix_options=tuple(entry.get("fix_options", ())), rule=entry.get("rule", ""))
+
+
 def _apply_options(args, extra: list[str]):
+    """The user's options plus the fix's, parsed by the same parser users get."""
     import copy
 
     from workbench.cli.main import build_parser
 
     parser = build_parser()
-    run = parser._subparsers._group_actions[0].choices["run"]  # the same parser users get
+    run = parser._subparsers._group_actions[0].choices["run"]
     fixed, _ = run.parse_known_args(extra + ["--"])
     args2 = copy.copy(args)
     for key in ("memory", "pids", "cpus", "net", "rootfs"):
@@ -132,6 +149,8 @@ def _apply_options(args, extra: list[str]):
             setattr(args2, key, getattr(fixed, key))
     for key in ("deny", "allow", "bind"):
         setattr(args2, key, list(getattr(args, key)) + list(getattr(fixed, key)))
-    if fixed.profile != "default":
+    if "--profile" in extra:
         args2.profile = fixed.profile
+    if "--backend" in extra:
+        args2.backend = fixed.backend
     return args2
