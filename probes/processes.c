@@ -177,11 +177,12 @@ TRACEPOINT_PROBE(signal, signal_generate)
     if (args->sig != WB_SIGSYS || args->code != WB_SYS_SECCOMP)
         return 0;
     struct wb_config *c = wb_cfg();
-    if (!c || c->mode == WB_MODE_OFF || !c->gate_open)
+    if (!c || c->mode == WB_MODE_OFF)
         return 0;
     u64 pid_tgid = bpf_get_current_pid_tgid();
     u32 tid = (u32)pid_tgid;
-    if (args->pid != tid || !wb_in_sandbox(c, pid_tgid >> 32))
+    /* Before the gate opens only the gate task's execve counts (the app refused at birth). */
+    if (args->pid != tid || (!c->gate_open && tid != c->gate_tid) || !wb_in_sandbox(c, pid_tgid >> 32))
         return 0;
     int zero = 0;
     /* Built in a per-cpu scratch slot (too big for the stack), then copied into the map. */
@@ -194,6 +195,11 @@ TRACEPOINT_PROBE(signal, signal_generate)
     s->ts = bpf_ktime_get_ns();
     wb_read_args(regs, s->args);
     s->nr = (u32)nr;
+    if (!c->gate_open) {
+        if (s->nr != WB_NR_EXECVE && s->nr != WB_NR_EXECVEAT)
+            return 0;
+        c->gate_open = 1;
+    }
     wb_read_blobs(s->nr, s->args, &s->b, s->blob_len);
     wb_sigsys.update(&tid, s);
     return 0;

@@ -250,8 +250,12 @@ int wb_sys_exit(struct bpf_raw_tracepoint_args *ctx)
         wb_aggregate(nr, ret, dur);
     } else {
         /* Paired thread, no pending entry: seccomp answered this call. */
-        if (!c->gate_open)
-            return 0;
+        if (!c->gate_open) {
+            /* The app's execve itself refused: it never entered, so the gate opens here. */
+            if (tid != c->gate_tid || (nr != WB_NR_EXECVE && nr != WB_NR_EXECVEAT))
+                return 0;
+            c->gate_open = 1;
+        }
         ts = now;
         flags = 1;
         wb_aggregate(nr, ret, 0);

@@ -1,6 +1,6 @@
 """Test launcher: wait at a start gate (a pipe), optionally install a seccomp filter, then exec.
 
-    gate.py FD [--errno-mkdir] [--kill-rmdir] [--trap-rmdir] -- CMD ARG...
+    gate.py FD [--errno-mkdir] [--kill-rmdir] [--trap-rmdir] [--errno-execve] [--kill-execve] -- CMD ARG...
 
 The syscalls it makes before exec are the launcher's, not the app's: the tracer drops them.
 """
@@ -23,6 +23,13 @@ if flags:
         f.add_rule(seccomp.KILL_PROCESS, "rmdir")
     if "--trap-rmdir" in flags:
         f.add_rule(seccomp.TRAP, "rmdir")
+    if "--errno-execve" in flags:
+        f.add_rule(seccomp.ERRNO(errno.EPERM), "execve")
+    if "--kill-execve" in flags:
+        f.add_rule(seccomp.KILL_PROCESS, "execve")
     f.set_attr(seccomp.Attr.CTL_LOG, 1)
     f.load()
-os.execv(cmd[0], cmd)
+try:
+    os.execv(cmd[0], cmd)
+except PermissionError:
+    os._exit(126)

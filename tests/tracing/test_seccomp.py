@@ -68,3 +68,16 @@ def test_trap_action_is_told_apart_from_kill(make_tracer, sandboxes, recorder, w
     denials = recorder.of(SeccompDenial)
     assert [(d.syscall, d.action) for d in denials] == [("rmdir", "trap")]
     assert [(f.pid, f.signal) for f in recorder.of(FatalSignal)] == [(held.pid, 31)]
+
+
+@pytest.mark.parametrize("action", ["errno", "kill"])
+def test_the_apps_execve_refused_is_the_first_thing_recorded(make_tracer, sandboxes, recorder, workload, action):
+    t, held, code = run(make_tracer, sandboxes, [workload, "getppid", "3"], (f"--{action}-execve",))
+    assert code == (126 if action == "errno" else -31)
+    denials = recorder.of(SeccompDenial)
+    assert [(d.syscall, d.action, d.pid, d.args.get("pathname")) for d in denials] == [
+        ("execve", action, held.pid, workload)]
+    if action == "errno":
+        first = recorder.syscalls()[0]
+        assert (first.name, first.denied, first.errno) == ("execve", True, "EPERM")
+    assert next(s.count for s in t.stats().stats if s.name == "execve") == 1
