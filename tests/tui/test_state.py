@@ -43,7 +43,7 @@ def test_whole_run_state():
     assert s.syscalls_seen == 23
     assert s.exit_text() == "exit 1 after 0.02 s"
     assert s.output_total == 2 and [line for _, line in s.output][0] == "hello"
-    assert sorted(s.processes) == [4242, 4243]
+    assert sorted(s.processes) == [4241, 4242, 4243]  # init, the command, its child
     assert s.processes[4243].ppid == 4242 and s.processes[4243].exit_code == 1
     summary = s.summary()
     assert summary.denials == {"mkdir": 1}
@@ -108,3 +108,17 @@ def test_a_restated_finding_is_shown_once():
         s.apply(ev.Finding(ts_ns=T0, layer="seccomp", summary="mkdir refused", fix="--allow mkdir", score=score))
     s.apply(ev.Finding(ts_ns=T0, layer="mount", summary="read-only /etc", score=0.7))
     assert [(f.layer, f.score) for f in s.findings] == [("seccomp", 0.9), ("mount", 0.7)]
+
+
+def test_init_is_the_root_and_helpers_samples_wait_aside():
+    from .fixtures import NS, PROFILE
+
+    s = SessionState()
+    s.apply(ev.SessionStarted(ts_ns=T0, command=("sh",), backend="native", profile_name="default",
+                              profile=PROFILE.to_dict()))
+    s.apply(ev.NamespaceMembership(ts_ns=T0, pid=99, namespaces=NS))  # a launcher helper
+    s.apply(ev.NamespaceMembership(ts_ns=T0, pid=101, namespaces=NS, uid_map="0 65534 1"))
+    s.apply(ev.SandboxReady(ts_ns=T0, pid=101, init_pid=100, cgroup_v2_path=None, cgroup_id=None))
+    assert sorted(s.processes) == [100, 101]
+    assert s.processes[101].ppid == 100 and s.processes[100].comm == "init"
+    assert s.processes[101].membership.uid_map == "0 65534 1"

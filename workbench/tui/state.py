@@ -170,6 +170,7 @@ class SessionState:
         self.kernel_lost = 0
         self.processes: dict[int, ProcessInfo] = {}
         self.processes_dropped = 0
+        self._memberships: dict[int, ev.NamespaceMembership] = {}
         self.denials: dict[tuple, DenialRow] = {}
         self.denials_total = 0
         self.stats: tuple[ev.SyscallStat, ...] = ()
@@ -212,6 +213,11 @@ class SessionState:
         info = self._process(e.pid)
         if info is not None and self.started and not info.argv:
             info.argv = self.started.command  # until its exec is seen, it is the command to come
+        if info is not None and e.init_pid and e.init_pid != e.pid:
+            init = self._process(e.init_pid)
+            if init is not None:
+                init.comm, init.argv = "init", ("init (pid 1)",)
+                info.ppid = e.init_pid
         return "lifecycle"
 
     def _on_SandboxReleased(self, e: ev.SandboxReleased) -> str:
@@ -295,7 +301,7 @@ class SessionState:
             if len(self.processes) >= PROCESSES_KEEP:
                 self.processes_dropped += 1
                 return None
-            info = self.processes[pid] = ProcessInfo(pid)
+            info = self.processes[pid] = ProcessInfo(pid, membership=self._memberships.pop(pid, None))
         return info
 
     def _on_ProcessForked(self, e: ev.ProcessForked) -> str:
@@ -331,9 +337,14 @@ class SessionState:
         return "processes"
 
     def _on_NamespaceMembership(self, e: ev.NamespaceMembership) -> str:
-        info = self._process(e.pid)
-        if info is not None:
-            info.membership = e
+        # Samplers also see the launcher's helpers around the sandbox: keep their samples aside
+        # until (unless) the pid shows up as a process of the sandbox.
+        info = self.processes.get(e.pid)
+        if info is None:
+            if len(self._memberships) < PROCESSES_KEEP:
+                self._memberships[e.pid] = e
+            return ""
+        info.membership = e
         return "processes"
 
     # --- reading -------------------------------------------------------------------------------

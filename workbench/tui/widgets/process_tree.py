@@ -59,6 +59,7 @@ class ProcessTree(Vertical):
         self.border_title = "Processes"
         self._tree_nodes: dict[int, TreeNode] = {}
         self._processes: dict[int, ProcessInfo] = {}
+        self._main_pid: int | None = None
 
     def compose(self):
         tree: Tree[int] = Tree("sandbox", id="proc-tree")
@@ -67,8 +68,10 @@ class ProcessTree(Vertical):
         yield tree
         yield Static("", id="proc-detail")
 
-    def show(self, processes: dict[int, ProcessInfo]) -> None:
+    def show(self, processes: dict[int, ProcessInfo], main_pid: int | None = None) -> None:
+        """`main_pid` (the command's process) is described until the user highlights another."""
         self._processes = processes
+        self._main_pid = main_pid
         tree = self.query_one(Tree)
         for pid in sorted(processes):
             p = processes[pid]
@@ -82,7 +85,7 @@ class ProcessTree(Vertical):
 
     def _show_detail(self, pid: int | None) -> None:
         if pid is None and self._processes:
-            pid = min(self._processes)
+            pid = self._main_pid if self._main_pid in self._processes else min(self._processes)
         p = self._processes.get(pid) if pid is not None else None
         self.query_one("#proc-detail", Static).update(membership_text(p) if p else "")
 

@@ -47,7 +47,7 @@ def chart_lines(values: list[float], limit: float | None, width: int, height: in
 class LimitChart(Widget):
     """One series with its limit: `show(values, limit, caption)`."""
 
-    DEFAULT_CSS = "LimitChart { height: 1fr; min-height: 2; }"
+    DEFAULT_CSS = "LimitChart { height: 1fr; min-height: 2; text-wrap: nowrap; text-overflow: ellipsis; }"
 
     def __init__(self, title: str, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -64,7 +64,7 @@ class LimitChart(Widget):
         width, height = max(self.size.width, 1), max(self.size.height - 1, 1)
         out = Text(f"{self.label}: {self.caption}", style="bold", no_wrap=True)
         if self.limit and not chart_scale(self.values, self.limit)[1]:
-            out.append("  (limit far above: not drawn)", style="dim")
+            out.append("  (limit far above)", style="dim")
         for line in chart_lines(self.values, self.limit, width, height):
             out.append("\n")
             out.append_text(line)
