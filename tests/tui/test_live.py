@@ -137,3 +137,21 @@ async def test_quit_while_running_ends_the_sandbox():
         await wait_for(pilot, lambda: not app.is_running, "the app to exit", 60)
     assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
     assert workbench_cgroups() == before
+
+
+async def test_x_kills_the_sandbox_and_the_screen_says_so():
+    options = make_options(load("default"), ["sh", "-c", "echo started; exec sleep 300"])
+    app = build_app(options)
+    before = workbench_cgroups()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, SessionScreen)
+                       and ("stdout", "started") in app.screen.state.output, "the command to start", 60)
+        screen = app.screen
+        await pilot.press("x")
+        await wait_for(pilot, lambda: screen.state.ended, "the session to end", 60)
+        assert screen.state.exited.signal == 9 and screen.state.exited.exit_code is None
+        await wait_for(pilot, lambda: screen_text(app).startswith(" killed by signal 9"), "the status line")
+        assert workbench_cgroups() == before  # the session tore itself down; the app still runs
+        assert app.is_running
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, "the app to exit", 60)

@@ -120,7 +120,9 @@ class SessionScreen(Screen):
         if "stream" in parts:
             self.query_one(SyscallStream).sync(state)
         if "processes" in parts or "lifecycle" in parts:
-            self.query_one(ProcessTree).show(state.processes, state.ready.pid if state.ready else None)
+            ready = state.ready
+            self.query_one(ProcessTree).show(state.processes, ready.pid if ready else None,
+                                             ready.namespaces if ready else None)
         if "lifecycle" in parts:
             self.query_one(Layers).show(state.profile, state.ready.namespaces if state.ready else None)
         if "denials" in parts:

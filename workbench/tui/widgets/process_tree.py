@@ -30,11 +30,18 @@ def process_label(p: ProcessInfo) -> Text:
     return text
 
 
-def membership_text(p: ProcessInfo) -> Text:
+def membership_text(p: ProcessInfo, sandbox_ns: dict[str, dict] | None = None) -> Text:
     m = p.membership
     text = Text(f"pid {p.pid}  ppid {p.ppid}  {p.comm}\n", style="bold")
     if m is None:
-        text.append("no namespace sample yet", style="dim")
+        # Too short-lived for the 4 Hz sampler: show the namespaces the sandbox was built with.
+        text.append("not sampled (too short-lived); the sandbox's namespaces:\n" if sandbox_ns
+                    else "no namespace sample yet", style="dim")
+        for kind, info in sorted((sandbox_ns or {}).items()):
+            isolated = info.get("isolated")
+            text.append(f"{kind:<7}", style="bold")
+            text.append("isolated" if isolated else "shared with host", style="green" if isolated else "yellow")
+            text.append(f"  {info.get('inode', '')}\n", style="dim")
         return text
     for kind, info in sorted(m.namespaces.items()):
         isolated = info.get("isolated")
@@ -60,6 +67,7 @@ class ProcessTree(Vertical):
         self._tree_nodes: dict[int, TreeNode] = {}
         self._processes: dict[int, ProcessInfo] = {}
         self._main_pid: int | None = None
+        self._sandbox_ns: dict[str, dict] | None = None
 
     def compose(self):
         tree: Tree[int] = Tree("sandbox", id="proc-tree")
@@ -68,10 +76,13 @@ class ProcessTree(Vertical):
         yield tree
         yield Static("", id="proc-detail")
 
-    def show(self, processes: dict[int, ProcessInfo], main_pid: int | None = None) -> None:
-        """`main_pid` (the command's process) is described until the user highlights another."""
+    def show(self, processes: dict[int, ProcessInfo], main_pid: int | None = None,
+             sandbox_ns: dict[str, dict] | None = None) -> None:
+        """`main_pid` (the command's process) is described until the user highlights another;
+        `sandbox_ns` (from SandboxReady) stands in for processes too short-lived to be sampled."""
         self._processes = processes
         self._main_pid = main_pid
+        self._sandbox_ns = sandbox_ns
         tree = self.query_one(Tree)
         for pid in sorted(processes):
             p = processes[pid]
@@ -87,7 +98,7 @@ class ProcessTree(Vertical):
         if pid is None and self._processes:
             pid = self._main_pid if self._main_pid in self._processes else min(self._processes)
         p = self._processes.get(pid) if pid is not None else None
-        self.query_one("#proc-detail", Static).update(membership_text(p) if p else "")
+        self.query_one("#proc-detail", Static).update(membership_text(p, self._sandbox_ns) if p else "")
 
     def on_tree_node_highlighted(self, message: Tree.NodeHighlighted) -> None:
         message.stop()
