@@ -323,6 +323,31 @@ def _():
     return _write("/proc/self/exe", b"\x7fELF")
 
 
+@attempt("host_terminals")
+def _():
+    # The host's ptys (a user's shell) live in the host's devpts; the sandbox has its own instance.
+    others = sorted(n for n in os.listdir("/dev/pts") if n != "ptmx")
+    return {"escaped": bool(others), "errno": None, "detail": others}
+
+
+@attempt("controlling_terminal")
+def _():
+    os.close(os.open("/dev/tty", os.O_RDWR))  # no controlling terminal after setsid(): ENXIO
+    return {"escaped": True, "errno": None}
+
+
+@attempt("kernel_log_and_memory")
+def _():
+    opened = []
+    for path in ("/dev/kmsg", "/dev/mem", "/dev/core", "/dev/console", "/proc/kcore"):
+        try:
+            os.close(os.open(path, os.O_RDONLY))
+            opened.append(path)
+        except OSError as exc:
+            opened.append(errno.errorcode[exc.errno])
+    return {"escaped": any(o.startswith("/") for o in opened), "errno": None, "detail": opened}
+
+
 @attempt("mknod_block_device")
 def _():
     os.mknod("/tmp/disk", 0o600 | 0o060000, os.makedev(254, 0))

@@ -103,7 +103,7 @@ def kernel_errors(escape, syscall: str, errno_name: str) -> int:
 
 def test_the_attempt_script_ran_every_attempt(escape):
     attempts = escape["attempts"]
-    assert len(attempts) == 44
+    assert len(attempts) == 47
     broken = {k: v for k, v in attempts.items() if v["escaped"] is None and "probe" not in k and "binary" not in k}
     assert broken == {}
 
@@ -249,6 +249,18 @@ def test_calls_through_other_abis_are_named_for_their_abi(escape):
 def test_the_running_executable_cannot_be_overwritten(escape):
     a = attempt(escape, "overwrite_own_executable")
     assert (a["escaped"], a["errno"]) in ((False, "ETXTBSY"), (False, "EROFS"), (False, "EACCES"))
+
+
+def test_the_hosts_terminals_kernel_log_and_memory_are_out_of_reach(escape):
+    assert attempt(escape, "host_terminals") == {"escaped": False, "errno": None, "detail": []}
+    tty = attempt(escape, "controlling_terminal")
+    assert (tty["escaped"], tty["errno"]) == (False, "ENXIO")
+    # Not in the minimal /dev; /dev/core links to /proc/kcore, absent from this kernel and root's
+    # (CAP_SYS_RAWIO) where it exists.
+    kernel = attempt(escape, "kernel_log_and_memory")
+    assert kernel["escaped"] is False
+    assert kernel["detail"][:2] + kernel["detail"][3:4] == ["ENOENT", "ENOENT", "ENOENT"]
+    assert kernel["detail"][2] == kernel["detail"][4] and kernel["detail"][4] in ("ENOENT", "EACCES", "EPERM")
 
 
 def test_devices_cannot_be_made_or_reached(escape):
