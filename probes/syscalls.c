@@ -249,7 +249,10 @@ int wb_sys_exit(struct bpf_raw_tracepoint_args *ctx)
         dur = now - ts;
         wb_aggregate(nr, ret, dur);
     } else {
-        /* Paired thread, no pending entry: seccomp answered this call. */
+        /* Paired thread, no pending entry: seccomp answered this call — or the task has left
+         * the sandbox since (its entries are no longer taken): that costs a cgroup read here. */
+        if (!wb_in_sandbox(c, pid_tgid >> 32))
+            return 0;
         if (!c->gate_open) {
             /* The app's execve itself refused: it never entered, so the gate opens here. */
             if (tid != c->gate_tid || (nr != WB_NR_EXECVE && nr != WB_NR_EXECVEAT))

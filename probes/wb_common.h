@@ -41,8 +41,12 @@ static __always_inline struct wb_config *wb_cfg(void)
 
 static __always_inline int wb_in_sandbox(struct wb_config *c, u32 tgid)
 {
-    if (c->mode == WB_MODE_CGROUP)
+    if (c->mode == WB_MODE_CGROUP) {
+        /* The sandbox's cgroup or any below it (an app may make its own), at the same cost. */
+        if (c->cgroup_level != WB_LEVEL_EXACT)
+            return bpf_get_current_ancestor_cgroup_id(c->cgroup_level) == c->cgroup_id;
         return bpf_get_current_cgroup_id() == c->cgroup_id;
+    }
     if (c->mode == WB_MODE_PIDS)
         return wb_pids.lookup(&tgid) != NULL;
     return 0;

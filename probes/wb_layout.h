@@ -28,6 +28,7 @@
 #define WB_MODE_OFF 0          /* match nothing: loaded but between sandboxes */
 #define WB_MODE_CGROUP 1       /* match tasks whose v2 cgroup id is cgroup_id */
 #define WB_MODE_PIDS 2         /* match tgids in wb_pids (followed through forks) */
+#define WB_LEVEL_EXACT 0xFFFFFFFF /* depth unknown: match the cgroup itself, not its children */
 
 /* Where an argument points, per syscall number (wb_argkinds): decoded at sys_exit. */
 #define WB_ARG_NONE 0
@@ -58,6 +59,8 @@ struct wb_config {
     __u32 gate_tid;            /* drop events until this task's execve enter */
     __u32 gate_open;
     __u32 gen;                 /* session number: per-task state of earlier sessions is stale */
+    __u32 cgroup_level;        /* depth of cgroup_id in the v2 tree, or WB_LEVEL_EXACT */
+    __u32 pad;
 };
 
 struct wb_argkind {

@@ -85,6 +85,7 @@ class Sandboxes:
         r, w = os.pipe()
         name = f"workbench-test-{os.getpid()}-{next(_counter)}"
         cg = UNIFIED / name
+        cmd = [arg.replace("{cgroup}", str(cg)) for arg in cmd]  # for workloads that use it
         proc = subprocess.Popen([PYTHON, str(HERE / "gate.py"), str(r), *flags, "--", *cmd],
                                 pass_fds=(r,), stdin=subprocess.DEVNULL)
         os.close(r)
@@ -117,6 +118,8 @@ class Sandboxes:
 
 
 def _kill_and_remove(cg: Path) -> None:
+    for sub in [d for d in cg.iterdir() if d.is_dir()]:  # cgroups an app made below its own
+        _kill_and_remove(sub)
     deadline = time.monotonic() + 10
     while True:
         procs = [int(p) for p in (cg / "cgroup.procs").read_text().split()]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 pytestmark = pytest.mark.privileged
@@ -66,6 +68,36 @@ def test_host_process_outside_the_sandbox_is_never_counted(make_tracer, sandboxe
     t.stop()
     assert count_of(t.stats(), "getppid") == 23
     assert {s.pid for s in recorder.syscalls()} == {inside.pid}
+
+
+def test_a_cgroup_the_app_makes_below_its_own_is_still_the_sandbox(make_tracer, sandboxes, recorder, workload):
+    t = make_tracer()
+    t.compile()
+    held = sandboxes.launch([workload, "movecg", "{cgroup}/sub", "7"])
+    t.attach(held.cgroup_id, held.pid, held.pid)
+    t.start()
+    held.release()
+    assert held.wait() == 0
+    t.stop()
+    assert (held.cgroup_dir / "sub").is_dir()
+    assert count_of(t.stats(), "getppid") == 7
+    calls = [s for s in recorder.syscalls() if s.name == "getppid"]
+    assert len(calls) == 7 and not any(s.denied for s in calls)
+
+
+def test_a_task_that_leaves_the_sandbox_is_no_longer_counted(make_tracer, sandboxes, recorder, workload):
+    # Moving to the root cgroup: its calls from then on are not the sandbox's (nor denials).
+    t = make_tracer()
+    t.compile()
+    held = sandboxes.launch([workload, "movecg", "{cgroup}-out", "7"])
+    sandboxes.extra_dirs.append(Path(f"{held.cgroup_dir}-out"))
+    t.attach(held.cgroup_id, held.pid, held.pid)
+    t.start()
+    held.release()
+    assert held.wait() == 0
+    t.stop()
+    assert count_of(t.stats(), "getppid") == 0
+    assert not any(s.denied for s in recorder.syscalls())
 
 
 def test_aggregates_only_mode_counts_without_a_stream(make_tracer, sandboxes, recorder, workload):

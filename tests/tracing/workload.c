@@ -7,6 +7,7 @@
  *   workload alloc MB           touch MB MiB of memory (for the OOM killer)
  *   workload connect PORT       connect a TCP socket to 127.0.0.1:PORT (refused is fine)
  *   workload threads T N        T threads make N getppid calls each, joined, exit 0
+ *   workload movecg DIR N       move into a new v2 cgroup DIR, then N getppid calls, exit 0
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -30,6 +31,22 @@ static void *getppid_n(void *n)
 
 int main(int argc, char **argv)
 {
+    if (argc >= 4 && !strcmp(argv[1], "movecg")) {
+        char path[4096], pid[32];
+        if (mkdir(argv[2], 0755))
+            return 3;
+        snprintf(path, sizeof(path), "%s/cgroup.procs", argv[2]);
+        FILE *f = fopen(path, "w");
+        if (!f)
+            return 4;
+        snprintf(pid, sizeof(pid), "%d", getpid());
+        fputs(pid, f);
+        if (fclose(f))
+            return 5;
+        for (int i = 0, n = atoi(argv[3]); i < n; i++)
+            syscall(SYS_getppid);
+        return 0;
+    }
     if (argc >= 4 && !strcmp(argv[1], "threads")) {
         pthread_t t[64];
         int nt = atoi(argv[2]);

@@ -7,6 +7,7 @@ reset between sandboxes, so these helpers go through libbcc's plain lookup/updat
 from __future__ import annotations
 
 import ctypes as ct
+import os
 from typing import Any, Iterator
 
 from workbench.core.events import SyscallStat
@@ -98,3 +99,36 @@ def cgroup_of(pid: int) -> str | None:
     return None
 
 
+
+
+def cgroup2_mounts() -> list[str]:
+    """Where cgroup2 hierarchies are mounted (/sys/fs/cgroup, or /sys/fs/cgroup/unified)."""
+    out = []
+    try:
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) > 2 and parts[2] == "cgroup2":
+                    out.append(parts[1])
+    except OSError:
+        pass
+    return out
+
+
+def cgroup_level(cgroup_id: int, pid: int) -> int | None:
+    """Depth of the v2 cgroup whose inode is `cgroup_id` (the root is 0), found through the
+    cgroup `pid` is in, or None when it cannot be told (then only that cgroup itself matches,
+    not the ones an app makes below it)."""
+    path = cgroup_of(pid)
+    if path is None:
+        return None
+    parts = [p for p in path.split("/") if p]
+    for mount in cgroup2_mounts():
+        # The sandbox's cgroup is the pid's own or one of its ancestors.
+        for depth in range(len(parts), -1, -1):
+            try:
+                if os.stat(os.path.join(mount, *parts[:depth])).st_ino == cgroup_id:
+                    return depth
+            except OSError:
+                break
+    return None

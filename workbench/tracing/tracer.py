@@ -38,6 +38,7 @@ _sessions = 0
 _sessions_lock = threading.Lock()
 # wb_config.mode values (probes/wb_layout.h)
 _MODE_OFF, _MODE_CGROUP, _MODE_PIDS = 0, 1, 2
+_LEVEL_EXACT = 0xFFFFFFFF
 
 
 class Tracer:
@@ -134,8 +135,10 @@ class Tracer:
             if cgroup_id is None:
                 pids = bpf[b"wb_pids"]
                 pids[pids.Key(root_pid)] = pids.Leaf(1)
+            level = kernelmaps.cgroup_level(cgroup_id, root_pid) if cgroup_id is not None else None
             self._set_config(mode=_MODE_CGROUP if cgroup_id is not None else _MODE_PIDS,
-                             cgroup_id=cgroup_id or 0, gate_tid=gate_pid, gate_open=0 if gate_pid else 1)
+                             cgroup_id=cgroup_id or 0, gate_tid=gate_pid, gate_open=0 if gate_pid else 1,
+                             cgroup_level=_LEVEL_EXACT if level is None else level)
         off = {loader.PROBE_OF_HOOK[hook]: err for hook, err in failed}
         for probe in loader.PROBES:
             if probe in off:
@@ -255,12 +258,14 @@ class Tracer:
 
     # --- internals ------------------------------------------------------------------------------
 
-    def _set_config(self, *, mode: int, cgroup_id: int, gate_tid: int, gate_open: int) -> None:
+    def _set_config(self, *, mode: int, cgroup_id: int, gate_tid: int, gate_open: int,
+                    cgroup_level: int = 0) -> None:
         global _sessions
         assert self._loaded is not None
         table = self._loaded.bpf[b"wb_config"]
         value = table.Leaf()
         value.cgroup_id, value.mode, value.gate_tid, value.gate_open = cgroup_id, mode, gate_tid, gate_open
+        value.cgroup_level = cgroup_level
         with _sessions_lock:
             _sessions += 1  # a new number each time: per-task slots of earlier sessions go stale
             value.gen = _sessions & 0xFFFFFFFF
