@@ -91,6 +91,7 @@ class Loaded:
 
 
 _lock = threading.Lock()
+_compile_lock = threading.Lock()
 _cache: list[Loaded] = []
 compiles = 0
 """How many times this process compiled the probes (a reused object does not count)."""
@@ -157,7 +158,8 @@ def _compile(options: Options) -> Loaded:
 
     text = source_text()
     t0 = time.monotonic()
-    with tempfile.NamedTemporaryFile(prefix="workbench-bcc-", suffix=".log") as log:
+    # One at a time: each borrows fd 2 for clang's messages.
+    with _compile_lock, tempfile.NamedTemporaryFile(prefix="workbench-bcc-", suffix=".log") as log:
         try:
             with _stderr_to(log.name):
                 # bcc attaches the TRACEPOINT_PROBEs as it loads them. They stay: with the filter
