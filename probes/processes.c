@@ -207,8 +207,8 @@ TRACEPOINT_PROBE(signal, signal_generate)
 
 TRACEPOINT_PROBE(oom, mark_victim)
 {
-    /* Rare, and often raised from outside the sandbox (the allocating task): user space keeps
-     * the victims it knows. */
+    /* Rare. Raised in the allocating task's context: a sandboxed one means the sandbox's memory
+     * ran out; otherwise user space keeps the victims it knows to be the sandbox's. */
     struct wb_config *c = wb_cfg();
     if (!c || c->mode == WB_MODE_OFF)
         return 0;
@@ -217,9 +217,10 @@ TRACEPOINT_PROBE(oom, mark_victim)
         wb_count_lost(WB_LOST_CTRL);
         return 0;
     }
-    wb_fill_head(&r->h, WB_REC_OOM, bpf_get_current_pid_tgid());
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    wb_fill_head(&r->h, WB_REC_OOM, pid_tgid);
     r->victim = args->pid;
-    r->pad = 0;
+    r->from_sandbox = wb_in_sandbox(c, pid_tgid >> 32);
     r->total_vm = args->total_vm;
     unsigned short off = args->data_loc_comm & 0xFFFF;
     bpf_probe_read_kernel_str(r->victim_comm, sizeof(r->victim_comm), (char *)args + off);

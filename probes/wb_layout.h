@@ -156,7 +156,7 @@ struct wb_denial_rec {
 struct wb_oom_rec {
     struct wb_head h;
     __u32 victim;
-    __u32 pad;
+    __u32 from_sandbox;        /* raised by a sandboxed task (its memory cgroup ran out) */
     __u64 total_vm;
     char victim_comm[16];
 };

@@ -163,6 +163,8 @@ class Decoder:
             return ""
 
     def _oom(self, rec: Any, h: Any, comm: str) -> Event | None:
+        if rec.from_sandbox:
+            self.known_pids.add(rec.victim)
         return OomKill(ts_ns=h.ts, pid=rec.victim, comm=_text(rec.victim_comm), pages=rec.total_vm)
 
     # --- the syscall stream ---------------------------------------------------------------------
