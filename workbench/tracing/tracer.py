@@ -121,10 +121,13 @@ class Tracer:
             assert loaded is not None
             bpf = loaded.bpf
             self._reset_maps()
-            self._ctrl = RingReader(bpf[b"wb_ctrl"].map_fd, self.options.ctrl_pages * 4096)
+            # A ring buffer map's max_entries is its size in bytes.
+            ctrl = bpf[b"wb_ctrl"]
+            self._ctrl = RingReader(ctrl.map_fd, ctrl.max_entries)
             self._ctrl.skip_all()
             if self.options.stream:
-                self._stream = RingReader(bpf[b"wb_stream"].map_fd, self.options.stream_pages * 4096)
+                stream = bpf[b"wb_stream"]
+                self._stream = RingReader(stream.map_fd, stream.max_entries)
                 self._stream.skip_all()
             self._decoder = Decoder(loaded.layouts, self.options.path_len, self.options.arg_len,
                                     self.rule_for, kernelmaps.proc_comm)
