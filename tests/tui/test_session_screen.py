@@ -33,7 +33,7 @@ async def test_lifecycle_messages_flow_in_order_and_panes_fill(app):
         assert "1 DENIED" in text
         assert "Seccomp denials (1)" in text and "pathname=/tmp/a" in text
         assert "mkdir(pathname='/tmp/a') = DENIED EPERM" in text
-        assert "4243 cat /nope  exit 1" in text
+        assert "4243 exit 1 cat /nope" in text
         assert "hello" in text and "mkdir: cannot create" in text
         assert "fix: --allow mkdir" in text
         assert "limit 512" in text

@@ -26,6 +26,7 @@ class Denials(Vertical):
         super().__init__(**kwargs)
         self.border_title = "Seccomp denials"
         self._shown = 0
+        self._total = 0
 
     def compose(self):
         # The diagnosis first: it is the answer; the table is the evidence.
@@ -48,9 +49,12 @@ class Denials(Vertical):
             table.add_row(str(row.count), Text(d.syscall, style="bold red"), _args_text(d),
                           str(d.pid), d.comm, action, d.rule or "-")
         self.border_title = f"Seccomp denials ({total})" if total else "Seccomp denials"
+        self._total = total
         self.set_class(total > 0, "-alert")
 
     def show_findings(self, findings: list[ev.Finding]) -> None:
+        if findings:
+            self.border_subtitle = f"diagnosis: {', '.join(dict.fromkeys(f.layer for f in findings))}"
         text = Text()
         for f in findings:
             text.append(f"[{f.layer}] ", style="bold")

@@ -15,18 +15,18 @@ _SECCOMP_MODES = {0: "off", 1: "strict", 2: "filter"}
 
 
 def process_label(p: ProcessInfo) -> Text:
-    name = " ".join(p.argv)[:40] if p.argv else p.comm or "?"
+    """pid, then what happened to it (before the name: a narrow pane must not cut it), then argv."""
     text = Text(f"{p.pid} ", style="dim")
-    text.append(name, style="bold" if not p.exited else "")
     if p.oom_killed:
-        text.append("  OOM-killed", style="bold red")
+        text.append("OOM-killed ", style="bold red")
     if p.exited:
         if p.signal is not None:
-            text.append(f"  killed (signal {p.signal})", style="red")
+            text.append(f"signal {p.signal} ", style="red")
         else:
-            text.append(f"  exit {p.exit_code}", style="green" if p.exit_code == 0 else "red")
+            text.append(f"exit {p.exit_code} ", style="green" if p.exit_code == 0 else "red")
     elif p.fatal_signal is not None:
-        text.append(f"  dying (signal {p.fatal_signal})", style="red")
+        text.append(f"dying (signal {p.fatal_signal}) ", style="red")
+    text.append(" ".join(p.argv)[:60] if p.argv else p.comm or "?", style="" if p.exited else "bold")
     return text
 
 

@@ -89,7 +89,11 @@ class Resources(Vertical, can_focus=True):
         if not samples:
             return
         last = samples[-1]
-        mem = [s.memory_bytes for s in samples]
+        # A spike between two samples only shows in the peak: plot the interval's peak when it rose.
+        mem, prev_peak = [], 0
+        for s in samples:
+            mem.append(s.memory_peak_bytes if s.memory_peak_bytes > prev_peak else s.memory_bytes)
+            prev_peak = max(prev_peak, s.memory_peak_bytes)
         self.query_one("#chart-memory", LimitChart).show(
             mem, last.memory_limit_bytes,
             f"{format_bytes(last.memory_bytes)} peak {format_bytes(last.memory_peak_bytes)}"
