@@ -131,6 +131,9 @@ class EventBridge:
             if isinstance(event, _LIFECYCLE):
                 lifecycle.append(event)
         self.events_dropped = max(self._events_in - self._events_out - len(events), 0)
+        if self.events_dropped != self.state.events_dropped:
+            self.state.events_dropped = self.events_dropped
+            parts.add("notices")
         for event in lifecycle:
             self.target.post_message(Lifecycle(event))
         if parts:

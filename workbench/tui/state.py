@@ -168,6 +168,8 @@ class SessionState:
         self.stream_dropped = 0
         """Syscalls the UI skipped because it could not keep up (not the kernel's losses)."""
         self.kernel_lost = 0
+        self.events_dropped = 0
+        """Other events the UI skipped (an output flood beyond its inbox)."""
         self.processes: dict[int, ProcessInfo] = {}
         self.processes_dropped = 0
         self._memberships: dict[int, ev.NamespaceMembership] = {}
@@ -222,6 +224,9 @@ class SessionState:
 
     def _on_SandboxReleased(self, e: ev.SandboxReleased) -> str:
         self.released = e
+        # Times are shown from the command's start, not from the request (which includes the
+        # probes' compile): "0.003 s" then means 3 ms into the program.
+        self.t0_ns = e.ts_ns
         return "lifecycle"
 
     def _on_SandboxExited(self, e: ev.SandboxExited) -> str:

@@ -40,7 +40,7 @@ class SyscallDetail(_Dialog):
         table.add_column(style="bold")
         table.add_column()
         table.add_row("syscall", f"{sc.name} (nr {sc.nr})")
-        table.add_row("time", f"{(sc.ts_ns - self.t0_ns) / 1e9:.6f} s after start")
+        table.add_row("time", f"{(sc.ts_ns - self.t0_ns) / 1e9:.6f} s after the command started")
         table.add_row("process", f"pid {sc.pid}, tid {sc.tid}, comm {sc.comm}")
         table.add_row("result", str(sc.ret) + (f"  ({sc.errno})" if sc.errno else ""))
         table.add_row("duration", format_ns(sc.duration_ns) if sc.duration_ns else "not seen (no sys_enter)")
@@ -198,6 +198,10 @@ HELP = """\
 
 [b]Top[/b]  s  sort by count, errors, p99 latency, name (exact in-kernel counts)
 [b]Output[/b]  type a line and Enter to send it to the program's stdin; ctrl+d sends end of file
+
+[b]Replay[/b] (workbench replay FILE)
+  p  play / pause    .  one event    < >  one second back / forward
+  g G  start / end   + -  faster / slower (up to as fast as possible)
 """
 
 

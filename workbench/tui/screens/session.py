@@ -158,8 +158,8 @@ class SessionScreen(Screen):
         parts = [s.exit_text()]
         if s.denials_total:
             parts.append(f"{s.denials_total} DENIED")
-        if s.kernel_lost or s.stream_dropped:
-            parts.append(f"dropped {s.stream_dropped + s.kernel_lost}")
+        if s.kernel_lost or s.stream_dropped or s.events_dropped:
+            parts.append(f"dropped {s.stream_dropped + s.kernel_lost + s.events_dropped}")
         if s.started:
             parts.append(" ".join(s.started.command))
             parts.append(f"profile {s.started.profile_name}, {s.started.backend}")
