@@ -179,3 +179,17 @@ async def test_an_oom_kill_shows_in_the_tree_the_chart_and_the_diagnosis():
         # (no assertion on the memory chart: the 4 Hz sampler may take no sample during a 0.1 s run)
         await pilot.press("q")
         await wait_for(pilot, lambda: not app.is_running, "the app to exit", 60)
+
+
+async def test_without_probes_the_screen_says_why_and_still_shows_the_run():
+    options = make_options(load("default"), ["sh", "-c", "echo no probes here"], trace=False)
+    app = build_app(options)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: session_ended(app), "the run", 60)
+        screen = app.screen
+        assert screen.state.exited.exit_code == 0 and screen.state.syscalls_seen == 0
+        assert ("stdout", "no probes here") in screen.state.output
+        await wait_for(pilot, lambda: "probes off: syscalls (--no-trace was given)" in screen_text(app),
+                       "the reason on the status line")
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, "the app to exit", 60)

@@ -156,19 +156,20 @@ class SessionScreen(Screen):
         s = self.state
         # Most important first: a long command must not push the denials off a narrow line.
         parts = [s.exit_text()]
+        if self.failure:
+            parts.append(self.failure)
         if s.denials_total:
             parts.append(f"{s.denials_total} DENIED")
         if s.kernel_lost or s.stream_dropped or s.events_dropped:
             parts.append(f"dropped {s.stream_dropped + s.kernel_lost + s.events_dropped}")
+        off = [p for p in s.probes.values() if p.state == "off"]
+        if off:
+            parts.append("probes off: " + ", ".join(f"{p.probe} ({p.reason})" if p.reason else p.probe
+                                                    for p in off))
         if s.started:
             parts.append(" ".join(s.started.command))
             parts.append(f"profile {s.started.profile_name}, {s.started.backend}")
-        off = [p.probe for p in s.probes.values() if p.state == "off"]
-        if off:
-            parts.append("probes off: " + ", ".join(off))
-        if self.failure:
-            parts.append(self.failure)
-        elif s.notices and s.notices[-1].level != "info":
+        if not self.failure and s.notices and s.notices[-1].level != "info":
             parts.append(s.notices[-1].text)
         status = self.query_one("#status", StatusLine)
         status.show(" │ ".join(p for p in parts if p))
