@@ -223,6 +223,13 @@ class SandboxCgroup:
 
 
 _counter = 0
+PID_MAX_LIMIT = 4_194_304  # the kernel's ceiling for pids.max
+
+
+def _pids_max(pids: int) -> str:
+    value = pids + LAUNCHER_PROCS
+    return "max" if value > PID_MAX_LIMIT else str(value)
+
 
 
 def create(memory: int | None, pids: int | None, cpus: float | None, root: str = ROOT,
@@ -266,7 +273,7 @@ def _create_hybrid(cg: SandboxCgroup, root: str, memory, pids, cpus) -> None:
     if pids:
         if "pids" not in cg.v1:
             raise SandboxError("the pids cgroup controller is not mounted", "mount it or drop --pids")
-        _write(f"{cg.v1['pids']}/pids.max", str(pids + LAUNCHER_PROCS))
+        _write(f"{cg.v1['pids']}/pids.max", _pids_max(pids))
     if cpus and "cpu" in cg.v1:
         _write(f"{cg.v1['cpu']}/cpu.cfs_period_us", str(CPU_PERIOD_US))
         _write(f"{cg.v1['cpu']}/cpu.cfs_quota_us", str(int(cpus * CPU_PERIOD_US)))
@@ -306,7 +313,7 @@ def _create_unified(cg: SandboxCgroup, root: str, memory, pids, cpus) -> None:
         except OSError:
             pass
     if pids:
-        _write(f"{cg.v2}/pids.max", str(pids + LAUNCHER_PROCS))
+        _write(f"{cg.v2}/pids.max", _pids_max(pids))
     if cpus:
         _write(f"{cg.v2}/cpu.max", f"{int(cpus * CPU_PERIOD_US)} {CPU_PERIOD_US}")
 

@@ -143,8 +143,14 @@ def child_c(plan: dict, ch: Channels) -> None:
     try:
         _default_signals()
         mark("fork command")
-        os.chdir(prof["cwd"])
-        security.apply_rlimits(prof["rlimits"])
+        try:
+            os.chdir(prof["cwd"])
+        except OSError as exc:
+            raise LaunchFailed(125, f"process.cwd: cannot enter {prof['cwd']} in the sandbox ({exc.strerror})") from None
+        try:
+            security.apply_rlimits(prof["rlimits"])
+        except (OSError, ValueError) as exc:
+            raise LaunchFailed(125, f"rlimits: {exc}") from None
         # Always, and above all without a user namespace, where these are the host's capabilities.
         security.drop_capabilities(prof["cap_keep"], ambient=prof["uid"] != 0)
         if prof["no_new_privs"]:

@@ -4,6 +4,7 @@ everything that can be checked before the first privileged call."""
 from __future__ import annotations
 
 import os
+import resource
 from dataclasses import dataclass, field
 
 from workbench.core.errors import ProfileError, UsageError
@@ -32,6 +33,17 @@ def _inside_exists(profile: Profile, path: str) -> bool:
     return os.path.lexists(os.path.join(profile.rootfs, path.lstrip("/")))
 
 
+def _check_rlimits(profile: Profile) -> None:
+    """Inside a user namespace a hard limit can only be lowered: above ours, setrlimit would fail."""
+    from workbench.sandbox.security import RLIMIT_IDS
+
+    for name, value in profile.rlimits.items():
+        hard = resource.getrlimit(RLIMIT_IDS[name])[1]
+        if hard != resource.RLIM_INFINITY and value > hard:
+            raise ProfileError(f"rlimits.{name}", f"{value} is above this host's hard limit {hard}",
+                               f"use at most {hard}")
+
+
 def make_plan(profile: Profile, command: list[str], stdin: str = "pipe",
               host_env: dict[str, str] | None = None) -> Plan:
     if not command:
@@ -53,6 +65,7 @@ def make_plan(profile: Profile, command: list[str], stdin: str = "pipe",
             raise ProfileError(f"bind {bind.src}:{bind.dst}",
                                "destination does not exist in the sandbox's read-only root",
                                "bind onto an existing path, or under /tmp where it is created")
+    _check_rlimits(profile)
     host_env = os.environ if host_env is None else host_env
     env = {k: host_env[k] for k in profile.pass_env if k in host_env}
     env.update(profile.env)

@@ -32,6 +32,7 @@ CAPABILITIES = (
     "lease", "audit_write", "audit_control", "setfcap", "mac_override", "mac_admin", "syslog",
     "wake_alarm", "block_suspend", "audit_read", "perfmon", "bpf", "checkpoint_restore",
 )  # index == capability number (linux/capability.h), so the order matters
+MIN_MEMORY = 4 << 20  # measured: pid 1 and the command's process start in 2-3 MiB
 RLIMITS = ("nofile", "nproc", "core", "fsize", "stack", "as", "cpu", "memlock")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 
@@ -331,6 +332,12 @@ def check_consistency(p: Profile, source: str) -> None:
         raise ProfileError(source, "seccomp.mode = " + repr(p.seccomp.mode) + " conflicts with "
                            "capabilities.no_new_privs = false", "the kernel only lets a process without "
                            "CAP_SYS_ADMIN load a filter under no_new_privs: set it to true")
+    if p.memory is not None and p.memory < MIN_MEMORY:
+        raise ProfileError(source, f"limits.memory = {p.memory} bytes is below the {MIN_MEMORY >> 20}M a sandbox "
+                           "needs to start (its init is charged to it)", f"set limits.memory to {MIN_MEMORY >> 20}M or more")
+    if p.pids is not None and p.init and p.pids < 2:
+        raise ProfileError(source, f"limits.pids = {p.pids} leaves no room for the command beside the sandbox's init",
+                           "set limits.pids to 2 or more (or process.init = false)")
     if not os.path.isabs(p.rootfs):
         raise ProfileError(source, f"filesystem.rootfs must be an absolute path, got {p.rootfs!r}")
 
