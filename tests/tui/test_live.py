@@ -193,3 +193,16 @@ async def test_without_probes_the_screen_says_why_and_still_shows_the_run():
                        "the reason on the status line")
         await pilot.press("q")
         await wait_for(pilot, lambda: not app.is_running, "the app to exit", 60)
+
+
+async def test_a_command_missing_in_the_sandbox_is_shown_as_such():
+    app = build_app(make_options(load("default"), ["/no/such/program", "--flag"]))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: session_ended(app), "the run", 60)
+        screen = app.screen
+        assert screen.state.exited.exit_code == 127
+        await wait_for(pilot, lambda: screen_text(app).startswith(" exit 127"), "the exit on the status line")
+        assert "exit 127 (exec failed: ENOENT)" in screen_text(app)
+        assert "command not found in the sandbox" in screen_text(app)
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, "the app to exit", 60)

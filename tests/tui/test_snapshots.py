@@ -5,12 +5,14 @@ and look at the report before committing.
 """
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
 from workbench.core.bus import Bus
 from workbench.tui.app import build_app
 from workbench.tui.screens.dialogs import Compare, Help, SyscallDetail
+from workbench.tui.screens.replay import ReplayScreen
 from workbench.tui.screens.session import SessionScreen
 from workbench.tui.widgets.syscall_stream import StreamView
 
@@ -79,3 +81,22 @@ def test_help(snap_compare):
         await settle(pilot)
 
     assert snap_compare(build_app(), terminal_size=(120, 40), run_before=before)
+
+
+RECORDED = Path(__file__).with_name("data") / "cache-demo.sqlite"
+"""A real run of the `cache` demo (seccomp refuses mkdir), recorded with --record."""
+
+
+def test_replay_of_a_recorded_session(snap_compare):
+    async def before(pilot):
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ReplayScreen), "the replay screen")
+        screen = pilot.app.screen
+        await pilot.press("G")
+        await wait_for(pilot, lambda: screen.state.ended and screen.replayer.finished, "the whole recording")
+        await wait_for(pilot, lambda: len(screen.query_one(StreamView).rows) == screen.state.syscalls_seen,
+                       "every syscall in the stream")
+        screen.bridge.stop()
+        screen._show_timeline()
+        await settle(pilot)
+
+    assert snap_compare(build_app(replay=str(RECORDED)), terminal_size=(120, 40), run_before=before)
