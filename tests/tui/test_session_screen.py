@@ -72,6 +72,16 @@ async def test_stream_filter_pause_search_and_detail(app):
         assert "ENOENT" in text and "'/nope9'" in text and "nr 257" in text
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is screen, "back on the session screen")
+        # a click selects a row and pauses; a double click opens it
+        await pilot.press("end")
+        await wait_for(pilot, lambda: view.following, "following again")
+        await pilot.click(StreamView, offset=(5, 0))
+        await wait_for(pilot, lambda: not view.following and view.cursor == view.scroll_offset.y, "row clicked")
+        await pilot.double_click(StreamView, offset=(5, 1))
+        await wait_for(pilot, lambda: isinstance(app.screen, SyscallDetail), "the clicked row's detail")
+        assert shown.messages[-1].syscall is view.rows[view.scroll_offset.y + 1]
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is screen, "back again")
         # z zooms the focused pane to the whole screen, and back
         await pilot.press("z")
         await wait_for(pilot, lambda: screen.maximized is screen.query_one("#stream"), "the stream zoomed")

@@ -169,6 +169,9 @@ class SessionScreen(Screen):
         if s.started:
             parts.append(" ".join(s.started.command))
             parts.append(f"profile {s.started.profile_name}, {s.started.backend}")
+        record = getattr(self.options, "record", None)
+        if record:
+            parts.append(f"recording to {record}")
         if not self.failure and s.notices and s.notices[-1].level != "info":
             parts.append(s.notices[-1].text)
         status = self.query_one("#status", StatusLine)

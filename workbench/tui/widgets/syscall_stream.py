@@ -143,6 +143,16 @@ class StreamView(ScrollView, can_focus=True):
         self.scroll_to_region(Region(0, self.cursor, 1, 1), animate=False, immediate=True)
         self.refresh()
 
+    def on_click(self, event) -> None:
+        """A click selects the row under the pointer (and pauses, as moving the cursor does)."""
+        index = self.scroll_offset.y + event.y
+        if 0 <= index < len(self.rows):
+            self._set_following(False)
+            self.cursor = index
+            self.refresh()
+            if event.chain == 2:  # a double click opens it
+                self.action_detail()
+
     def action_cursor(self, delta: int) -> None:
         if not self.rows:
             return
