@@ -19,6 +19,10 @@ def signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+MAX_DENIAL_ROWS = 1000
+MAX_PROCESSES = 10_000
+
+
 class ReportBuilder:
     """Subscribe with `bus.subscribe(builder)`; `build()` any time, complete after SessionEnded."""
 
@@ -39,6 +43,7 @@ class ReportBuilder:
         self.app_counts: dict[str, dict] = {}
         self.denials: dict[tuple, dict] = {}
         self.processes: dict[int, dict] = {}
+        self.processes_dropped = 0
         self.lost = 0
         self.findings: list[ev.Finding] = []
         self.notices: list[str] = []
@@ -79,6 +84,15 @@ class ReportBuilder:
     def _on_SeccompDenial(self, e: ev.SeccompDenial) -> None:
         key = (e.syscall, e.pid, e.action, repr(sorted(e.args.items())))
         entry = self.denials.get(key)
+        if entry is None and len(self.denials) >= MAX_DENIAL_ROWS:
+            # A sandbox can make endless distinct denials (a new path each time): past the cap,
+            # the arguments are dropped and the rest is counted per syscall, process and action.
+            key = (e.syscall, e.pid, e.action, "*")
+            entry = self.denials.get(key)
+            if entry is None:
+                entry = self.denials[key] = {"syscall": e.syscall, "action": e.action, "errno": e.errno,
+                                             "pid": e.pid, "comm": e.comm, "args": {}, "count": 0,
+                                             "rule": e.rule, "source": e.source, "args_dropped": True}
         if entry is None:
             self.denials[key] = {"syscall": e.syscall, "action": e.action, "errno": e.errno, "pid": e.pid,
                                  "comm": e.comm, "args": dict(e.args), "count": 1, "rule": e.rule,
@@ -87,14 +101,21 @@ class ReportBuilder:
             entry["count"] += 1
 
     def _on_ProcessForked(self, e: ev.ProcessForked) -> None:
+        if len(self.processes) >= MAX_PROCESSES:  # a fork bomb must not grow the report without end
+            self.processes_dropped += 1
+            return
         self.processes.setdefault(e.pid, {"pid": e.pid, "ppid": e.ppid, "argv": [], "exit_code": None,
                                           "signal": None})
 
     def _on_ProcessExec(self, e: ev.ProcessExec) -> None:
+        if e.pid not in self.processes and len(self.processes) >= MAX_PROCESSES:
+            return
         proc = self.processes.setdefault(e.pid, {"pid": e.pid, "ppid": None, "exit_code": None, "signal": None})
         proc["argv"] = list(e.argv) or [e.filename]
 
     def _on_ProcessExited(self, e: ev.ProcessExited) -> None:
+        if e.pid not in self.processes and len(self.processes) >= MAX_PROCESSES:
+            return
         proc = self.processes.setdefault(e.pid, {"pid": e.pid, "ppid": None, "argv": []})
         proc["exit_code"], proc["signal"] = e.exit_code, e.signal
 
@@ -144,6 +165,7 @@ class ReportBuilder:
                 "app_syscalls": self.app_counts,
                 "seccomp_denials": list(self.denials.values()),
                 "processes": sorted(self.processes.values(), key=lambda p: p["pid"]),
+                "processes_not_listed": self.processes_dropped,
                 "lost_events": self.lost,
                 "probes": self.probes,
                 "notices": self.notices,

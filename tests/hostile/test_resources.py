@@ -182,10 +182,6 @@ def workbench_maxrss_kib(denials: int) -> int:
     return int(maxrss)
 
 
-@pytest.mark.xfail(strict=True, reason="report.py (denials keyed by their arguments), diagnose facts: every "
-                                       "distinct denial is kept, about 1 KiB each (+100 MB per 100,001), so a "
-                                       "sandbox can run the workbench out of memory; cap the distinct rows "
-                                       "and count the rest")
 def test_a_flood_of_distinct_denials_does_not_grow_the_workbench_without_bound():
     baseline = workbench_maxrss_kib(1)
     flooded = workbench_maxrss_kib(200001)

@@ -17,7 +17,8 @@ from typing import Any, Iterable
 from workbench.core import events as ev
 from workbench.diagnose.view import SandboxView
 
-MAX_FAILED_CALLS = 20_000
+MAX_FAILED_CALLS = 5_000
+MAX_DENIALS = 2_000  # each rule needs a handful of examples; a flood must not grow the workbench
 STDERR_TAIL = 16_384
 _LAUNCH_FAILED = re.compile(r"^(?P<cmd>\S+): (command not found|permission denied)")
 _ADDR = re.compile(r"^\[?(?P<host>[0-9a-fA-F:.]+)\]?:(?P<port>\d+)$")
@@ -76,7 +77,7 @@ class Facts:
         elif isinstance(event, ev.SeccompDenial):
             if self.backend == "gvisor":
                 return  # gVisor's platform traps the app's syscalls with seccomp: not denials
-            if len(self.denials) < 10_000:
+            if len(self.denials) < MAX_DENIALS:
                 self.denials.append(event)
             self.version += 1
         elif isinstance(event, ev.ResourceSample):
