@@ -121,14 +121,22 @@ class Tracer:
             assert loaded is not None
             bpf = loaded.bpf
             self._reset_maps()
-            # A ring buffer map's max_entries is its size in bytes.
-            ctrl = bpf[b"wb_ctrl"]
-            self._ctrl = RingReader(ctrl.map_fd, ctrl.max_entries)
-            self._ctrl.skip_all()
-            if self.options.stream:
-                stream = bpf[b"wb_stream"]
-                self._stream = RingReader(stream.map_fd, stream.max_entries)
-                self._stream.skip_all()
+            try:
+                # A ring buffer map's max_entries is its size in bytes.
+                ctrl = bpf[b"wb_ctrl"]
+                self._ctrl = RingReader(ctrl.map_fd, ctrl.max_entries)
+                self._ctrl.skip_all()
+                if self.options.stream:
+                    stream = bpf[b"wb_stream"]
+                    self._stream = RingReader(stream.map_fd, stream.max_entries)
+                    self._stream.skip_all()
+            except OSError as exc:
+                for reader in (self._ctrl, self._stream):
+                    if reader is not None:
+                        reader.close()
+                self._ctrl = self._stream = None
+                raise TracingUnavailable(f"cannot map the probes' ring buffers ({exc.strerror})",
+                                         "raise the locked-memory limit (ulimit -l), or pass --no-trace") from None
             self._decoder = Decoder(loaded.layouts, self.options.path_len, self.options.arg_len,
                                     self.rule_for, kernelmaps.proc_comm)
             self._decoder.known_pids.update(p for p in (root_pid, gate_pid) if p)
