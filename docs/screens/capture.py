@@ -48,6 +48,7 @@ async def capture_launch() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.screen.query("#demos"), "the launch screen")
         demos_list = app.screen.query_one("#demos")
+        demos_list.focus()
         demos_list.highlighted = demos_list.get_option_index("cache")
         await pilot.pause()
         save(app, "launch")

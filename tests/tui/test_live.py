@@ -57,6 +57,7 @@ async def test_launch_screen_previews_profiles_and_launches_a_demo(tmp_path: Pat
         assert not [m for m in seen.messages if isinstance(m, LaunchRequested)]
         # a demo fills the command and the profile, with the demo's extra denial in the preview
         demos = launch.query_one("#demos")
+        demos.focus()
         demos.highlighted = demos.get_option_index("whoami")
         await wait_for(pilot, lambda: launch.query_one("#command").value.startswith("sh -c 'id;"), "demo command")
         assert launch.profile.name == "default"
@@ -204,5 +205,22 @@ async def test_a_command_missing_in_the_sandbox_is_shown_as_such():
         await wait_for(pilot, lambda: screen_text(app).startswith(" exit 127"), "the exit on the status line")
         assert "exit 127 (exec failed: ENOENT)" in screen_text(app)
         assert "command not found in the sandbox" in screen_text(app)
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, "the app to exit", 60)
+
+
+async def test_the_launch_screen_runs_the_chosen_backend():
+    app = build_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, LaunchScreen), "the launch screen")
+        launch = app.screen
+        launch.query_one("#backend").value = "bwrap"
+        launch.query_one("#command").value = "sh -c 'echo via bubblewrap'"
+        launch.query_one("#command").focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: session_ended(app), "the bwrap run", 60)
+        state = app.screen.state
+        assert state.started.backend == "bwrap" and state.exited.exit_code == 0
+        assert ("stdout", "via bubblewrap") in state.output
         await pilot.press("q")
         await wait_for(pilot, lambda: not app.is_running, "the app to exit", 60)

@@ -18,10 +18,13 @@ def _session_module():
     return session
 
 
+BACKENDS = ("native", "bwrap", "gvisor")
+
+
 def make_options(profile, command: list[str], record: str | None = None, stdin: str = "pipe",
-                 trace: bool = True, profile_name: str = ""):
+                 trace: bool = True, profile_name: str = "", backend: str = "native"):
     """SessionOptions for a run launched from the TUI."""
-    return _session_module().SessionOptions(profile=profile, command=list(command), backend="native",
+    return _session_module().SessionOptions(profile=profile, command=list(command), backend=backend,
                                             trace=trace, stream=trace, record=record, stdin=stdin,
                                             profile_name=profile_name)
 

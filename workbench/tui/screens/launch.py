@@ -12,13 +12,13 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Label, OptionList, Static
+from textual.widgets import Button, Footer, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
 from workbench.core.errors import WorkbenchError
 from workbench.sandbox.profile import Profile, apply_overrides, bundled_names, load
 from workbench.tui.messages import LaunchRequested
-from workbench.tui.runner import make_options
+from workbench.tui.runner import BACKENDS, make_options
 from workbench.tui.widgets.layers import layers_table
 
 USER_PROFILES = Path.home() / ".config" / "workbench" / "profiles"
@@ -106,6 +106,8 @@ class LaunchScreen(Screen):
             with Horizontal(classes="field"):
                 yield Label("Record to", classes="field-label")
                 yield Input(placeholder="(optional) FILE.sqlite: record every event", id="record")
+                yield Label("Backend", classes="field-label short")
+                yield Select([(b, b) for b in BACKENDS], value="native", allow_blank=False, id="backend")
             with Horizontal(classes="buttons"):
                 yield Button("Launch", id="launch", variant="primary")
                 yield Static("", id="launch-error")
@@ -138,7 +140,8 @@ class LaunchScreen(Screen):
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         if event.option_list.id == "profiles":
             self._select_profile(event.option.id)
-        elif event.option_list.id == "demos":
+        elif event.option_list.id == "demos" and event.option_list.has_focus:
+            # (not on mount: a list highlights its first entry by itself, nobody chose it)
             self.demo = next(d for d in self.demos if d.name == event.option.id)
             self.query_one("#command", Input).value = shlex.join(self.demo.command)
             index = profile_choices().index(self.demo.profile) if self.demo.profile in profile_choices() else None
@@ -176,7 +179,8 @@ class LaunchScreen(Screen):
         profile = self.demo.profile_for(self.profile) if self.demo is not None else self.profile
         record = self.query_one("#record", Input).value.strip() or None
         name = self.profile.name + (f" (demo {self.demo.name})" if self.demo is not None else "")
-        return make_options(profile, command, record=record, profile_name=name)
+        backend = str(self.query_one("#backend", Select).value)
+        return make_options(profile, command, record=record, profile_name=name, backend=backend)
 
     def action_launch(self) -> None:
         try:
