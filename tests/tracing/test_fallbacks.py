@@ -63,3 +63,19 @@ def test_namespace_membership_of_an_isolated_process(recorder, wait_for):
     finally:
         proc.stdin.close()
         proc.wait(timeout=10)
+
+
+def test_per_process_usage_of_live_pids_only():
+    import subprocess
+
+    from workbench.tracing import procsampler
+
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        [usage] = procsampler.sample([proc.pid])
+        assert (usage.pid, usage.comm, usage.threads) == (proc.pid, "sleep", 1)
+        assert usage.rss_bytes > 0 and usage.cpu_seconds >= 0
+    finally:
+        proc.kill()
+        proc.wait()
+    assert procsampler.sample([proc.pid]) == []  # gone: skipped, not an error
