@@ -224,3 +224,31 @@ async def test_the_launch_screen_runs_the_chosen_backend():
         assert ("stdout", "via bubblewrap") in state.output
         await pilot.press("q")
         await wait_for(pilot, lambda: not app.is_running, "the app to exit", 60)
+
+
+async def test_a_real_flood_keeps_exact_counts_in_top_and_the_ui_answering():
+    # 200,001 one-byte writes: the stream keeps the last 50,000 and counts what it dropped;
+    # Top reads the in-kernel aggregates, exact whatever the stream dropped.
+    options = make_options(load("default"),
+                           ["dd", "if=/dev/zero", "of=/dev/null", "bs=1", "count=200001", "status=none"])
+    app = build_app(options)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, SessionScreen) and app.screen.state.released,
+                       "the flood to start", 60)
+        screen = app.screen
+        view = screen.query_one("#stream-view")
+        view.focus()
+        await pilot.press("space")  # the UI answers keys during the flood
+        await wait_for(pilot, lambda: not view.following, "pause during the flood")
+        await wait_for(pilot, lambda: screen.state.ended, "the flood to end", 120)
+        stats = {s.name: s for s in screen.state.stats}
+        assert stats["write"].count >= 200_001 and stats["read"].count >= 200_001
+        top = screen.query_one("#top")
+        await wait_for(pilot, lambda: top.row_count == len(stats), "every syscall in top")
+        assert int(top.get_row("write")[1]) == stats["write"].count
+        s = screen.state
+        assert len(s.stream) <= 50_000
+        # every call reached the UI, or was counted as dropped (UI) or lost (kernel)
+        assert s.syscalls_seen + s.stream_dropped + s.kernel_lost >= 400_002
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, "the app to exit", 60)
