@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import errno as errno_mod
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Any, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from workbench.core import events as ev
 
@@ -379,9 +379,6 @@ class SessionState:
         if self.exited.exec_error:
             text += f" (exec failed: {self.exited.exec_error})"
         return text + f" after {self.exited.duration_s:.2f} s"
-
-    def rel_s(self, ts_ns: int) -> float:
-        return (ts_ns - (self.t0_ns or ts_ns)) / 1e9
 
     def summary(self) -> RunSummary:
         denials: dict[str, int] = {}

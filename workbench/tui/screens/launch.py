@@ -82,7 +82,7 @@ class LaunchScreen(Screen):
 
     BINDINGS = [Binding("ctrl+l", "launch", "Launch"), Binding("tab", "app.focus_next", show=False)]
 
-    def __init__(self, theme_hint: str = "") -> None:
+    def __init__(self) -> None:
         super().__init__()
         self.profile: Profile | None = None
         self.demos = load_demos()

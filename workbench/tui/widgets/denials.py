@@ -25,8 +25,6 @@ class Denials(Vertical):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.border_title = "Seccomp denials"
-        self._shown = 0
-        self._total = 0
 
     def compose(self):
         # The diagnosis first: it is the answer; the table is the evidence.
@@ -49,7 +47,6 @@ class Denials(Vertical):
             table.add_row(str(row.count), Text(d.syscall, style="bold red"), _args_text(d),
                           str(d.pid), d.comm, action, d.rule or "-")
         self.border_title = f"Seccomp denials ({total})" if total else "Seccomp denials"
-        self._total = total
         self.set_class(total > 0, "-alert")
 
     def show_findings(self, findings: list[ev.Finding]) -> None:
