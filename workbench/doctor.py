@@ -107,6 +107,22 @@ def _check_bcc() -> list[Check]:
                      "" if ok else "a kernel with CONFIG_DEBUG_INFO_BTF (exit codes and SIGSYS syscall numbers)",
                      "eBPF probes"))
     out.append(_check_bpf_types())
+    events = "/sys/kernel/tracing/events"
+    for tp in ("raw_syscalls/sys_enter", "raw_syscalls/sys_exit", "sched/sched_process_fork",
+               "sched/sched_process_exec", "sched/sched_process_exit", "task/task_newtask",
+               "signal/signal_generate", "signal/signal_deliver", "oom/mark_victim"):
+        ok = os.path.isdir(f"{events}/{tp}")
+        out.append(Check(f"tracepoint {tp.replace('/', ':')}", ok, "present" if ok else "missing",
+                         "" if ok else "mount tracefs, or use a kernel with this tracepoint",
+                         "eBPF probes"))
+    try:
+        from workbench.tracing.loader import check_host
+
+        check_host()
+        out.append(Check("probes can load", True, "every requirement of the bcc probes is met", "", "eBPF probes"))
+    except Exception as exc:  # noqa: BLE001 - TracingUnavailable carries the cause and fix
+        out.append(Check("probes can load", False, getattr(exc, "cause", str(exc)),
+                         getattr(exc, "fix", "") or "", "eBPF probes"))
     return out
 
 

@@ -89,6 +89,7 @@ class Session:
         self.plan.extra["spare"] = options.keep_spare
         self.sandbox = None
         self.tracer = None
+        self.audit = None
         self.recorder = None
         self.diagnoser = None
         self.exited: ev.SandboxExited | None = None
@@ -130,6 +131,8 @@ class Session:
         if compile_thread:
             compile_thread.join()
             self._attach_probes()
+        if self.tracer is None:
+            self._start_audit_fallback()
         self._start_samplers()
         self.bus.publish(ev.SandboxReleased(ev.now_ns(), sb.pid))
         sb.release()
@@ -191,6 +194,32 @@ class Session:
             self.bus.publish(ev.Notice("warning", f"eBPF probes are off: {exc}", "probes"))
             self.tracer.stop()
             self.tracer = None
+
+    def _start_audit_fallback(self) -> None:
+        """Without probes, seccomp denials still reach the kernel log (the filter's log flag)."""
+        sc = self.options.profile.to_dict()["seccomp"]
+        if sc["mode"] == "off" or not sc["log"]:
+            return
+        from workbench.tracing.audit import AuditReader
+
+        # The command's pid is known now; its children are picked up from the cgroup as records
+        # arrive (a short-lived child may be gone by then: the fallback can miss its denials).
+        seen: set[int] = {self.sandbox.pid}
+
+        def sandbox_pids() -> set[int]:
+            seen.update(self.sandbox_pids())  # a process killed by seccomp may be gone already
+            return seen
+
+        reader = AuditReader(self.bus, sandbox_pids, lambda name: security.rule_for(sc, name))
+        try:
+            reader.start()
+        except OSError as exc:
+            self.bus.publish(ev.Notice("warning", f"seccomp denials are not shown: no probes, and the "
+                                       f"kernel log cannot be read ({exc.strerror})", "probes"))
+            return
+        self.audit = reader
+        self.bus.publish(ev.ProbeStatus(ev.now_ns(), "seccomp-audit", "attached",
+                                        "seccomp denials from the kernel's audit records (rate-limited)"))
 
     # --- stdio --------------------------------------------------------------------------------
 
@@ -298,6 +327,8 @@ class Session:
         self._stop.set()
         if self.tracer is not None:
             self.tracer.stop()  # drains the ring buffer and publishes the final SyscallStats
+        if self.audit is not None:
+            self.audit.stop()  # reads the records left
         exec_error = errno_mod.errorcode.get(status.exec_errno) if status.exec_errno else None
         self.exited = ev.SandboxExited(ev.now_ns(), status.exit_code, status.signal, self.sandbox.run_seconds,
                                        exec_error)
@@ -336,6 +367,8 @@ class Session:
             self.final_usage = self.sandbox.close() or self.final_usage
         if self.tracer is not None:
             self.tracer.stop()
+        if self.audit is not None:
+            self.audit.stop()
         self.close_stdin()
         for t in self._threads:
             if t is not threading.current_thread():

@@ -130,3 +130,18 @@ def test_fix_applies_a_profile_patch_when_no_option_expresses_it():
     assert "--fix: re-running with profile patch {'capabilities': {'keep': ['net_raw']}}" in r.stderr
     assert "--fix: the failure is gone" in r.stderr
     assert (r.returncode, r.stdout) == (0, "raw ok\n")
+
+
+def test_without_probes_denials_come_from_the_audit_log():
+    r = wb("run", "--no-trace", "--deny", "mkdir", "--report", "-", "--", "mkdir", "/tmp/a")
+    assert r.returncode == 1
+    denials = json.loads(r.stdout)["seccomp_denials"]
+    assert [(d["syscall"], d["action"], d["source"], d["count"]) for d in denials] == [("mkdir", "errno", "audit", 1)]
+    assert denials[0]["rule"] == "seccomp.syscalls (deny-list) lists mkdir: errno EPERM"
+
+
+def test_dump_bpf_prints_what_was_loaded():
+    r = wb("run", "--dump-bpf", "--", "true")
+    assert r.returncode == 0
+    assert r.stderr.startswith("# cflags: ")
+    assert "TRACEPOINT_PROBE" in r.stderr or "RAW_TRACEPOINT_PROBE" in r.stderr or "SEC(" in r.stderr

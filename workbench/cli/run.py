@@ -26,6 +26,14 @@ def print_diagnosis(report: dict) -> None:
     print("\n".join(lines), file=sys.stderr)
 
 
+def _dump_bpf(session) -> None:
+    """--dump-bpf: the cflags, C source and instructions of what was loaded, before the output."""
+    if session.tracer is None:
+        print("workbench: --dump-bpf: no probes were loaded", file=sys.stderr)
+        return
+    print(session.tracer.dump_text, file=sys.stderr, flush=True)
+
+
 def _print_notice(notice: Notice) -> None:
     """Warnings as they happen, one line each (a probe that is off, a recording that stopped).
     Launch failures are printed by run_once, with their exit status."""
@@ -56,6 +64,8 @@ def run_once(args, options) -> tuple[int, dict]:
     try:
         try:
             session.start()
+            if options.dump_bpf:
+                _dump_bpf(session)
         except WorkbenchError as exc:
             print(f"workbench: {exc}", file=sys.stderr)
             session.close()
