@@ -172,8 +172,10 @@ class Session:
                 self.bus.publish(ev.ProbeStatus(ev.now_ns(), "syscalls", "off", f"tracing unavailable: {exc}"))
                 return
             sc = self.options.profile.to_dict()["seccomp"]
+            # Under gVisor the profile's filter is never loaded, and its ptrace platform makes every
+            # app syscall look like one seccomp answered: no denials from the host's view there.
             tracer = Tracer(self.bus, stream=self.options.stream, rule_for=lambda name: security.rule_for(sc, name),
-                            dump_bpf=self.options.dump_bpf)
+                            dump_bpf=self.options.dump_bpf, denials=self.options.backend != "gvisor")
             try:
                 tracer.compile()
             except TracingUnavailable as exc:

@@ -84,6 +84,9 @@ class Decoder:
                       for n in (names.name_of(nr) for nr in range(512))]
         self.errno_names = {n: names.errno_name(-n) for n in range(1, 4096)}
         self.errors = 0
+        self.denials = True
+        """False where exits without entries are not seccomp's doing (gVisor's ptrace platform
+        stops every app syscall on the host): no SeccompDenial, and no syscall marked denied."""
         self.refresh: Callable[[], object] | None = None
         """Drains the control ring again: set by the tracer."""
 
@@ -145,6 +148,8 @@ class Decoder:
         return FatalSignal(ts_ns=h.ts, pid=h.pid, signal=rec.sig, code=rec.code, comm=comm)
 
     def _denial(self, rec: Any, h: Any, comm: str) -> Event | None:
+        if not self.denials:
+            return None
         name = names.name_of(rec.nr)
         raw_args = tuple(int(a) for a in rec.args)
         action = ACTIONS.get(rec.action, "errno")
@@ -183,6 +188,7 @@ class Decoder:
         append, unpack = out.append, self.sys_struct.unpack_from
         facts, comms, errno_names = self.facts, self.comms, self.errno_names
         sys_size, path_len, nfacts = self.sys_size, self.path_len, len(facts)
+        denied_mask = 1 if self.denials else 0
         for off, size in spans:
             (ts, dur, a0, a1, a2, a3, a4, a5, ret, pid, tid, nr, flags, bl0, bl1,
              _pad) = unpack(view, off)
@@ -203,7 +209,7 @@ class Decoder:
             if comm is None:
                 comm = self.comm(tid)
             append(Syscall(ts, pid, tid, comm, nr, name, args, ret,
-                           errno_names.get(-ret) if -4096 < ret < 0 else None, dur, decoded, flags & 1 == 1))
+                           errno_names.get(-ret) if -4096 < ret < 0 else None, dur, decoded, flags & denied_mask == 1))
         return out
 
     def _special(self, name: str, special: int, tid: int, args: tuple[int, ...]) -> dict[str, Any]:

@@ -45,8 +45,10 @@ class Tracer:
     """eBPF probes for one sandbox at a time. All methods are safe from any thread."""
 
     def __init__(self, bus: Bus, stream: bool = True, rule_for: Callable[[str], str] | None = None,
-                 dump_bpf: bool = False, options: loader.Options | None = None):
+                 dump_bpf: bool = False, options: loader.Options | None = None, denials: bool = True):
         self.bus = bus
+        self.denials = denials
+        """False under a backend whose own machinery looks like seccomp to the probes (gVisor)."""
         self.options = options or loader.Options(stream=stream)
         self.rule_for = rule_for
         self.dump_bpf = dump_bpf
@@ -139,6 +141,7 @@ class Tracer:
                                          "raise the locked-memory limit (ulimit -l), or pass --no-trace") from None
             self._decoder = Decoder(loaded.layouts, self.options.path_len, self.options.arg_len,
                                     self.rule_for, kernelmaps.proc_comm)
+            self._decoder.denials = self.denials
             self._decoder.known_pids.update(p for p in (root_pid, gate_pid) if p)
             self._root_pid = root_pid
             failed = loader.attach_all(loaded)
