@@ -114,7 +114,7 @@ def test_diagnosis_blames_gvisor_for_an_unimplemented_syscall(bin_dir):
                              trace=False, stdin="null")
     status, report, counts = run_counted(options)  # hands the bus to the backend while it is held
     assert status == 3
-    assert report["syscalls"]["fanotify_init"] == {"count": 7, "errors": {"ENOSYS": 7}}
+    assert report["app_syscalls"]["fanotify_init"] == {"count": 7, "errors": {"ENOSYS": 7}}  # gVisor's view
     top = report["diagnosis"][0]
     assert top["layer"] == "gvisor" and "fanotify_init" in top["summary"]
     assert top["fix_options"] == ["--backend", "native"]
