@@ -252,3 +252,27 @@ async def test_a_real_flood_keeps_exact_counts_in_top_and_the_ui_answering():
         assert s.syscalls_seen + s.stream_dropped + s.kernel_lost >= 400_002
         await pilot.press("q")
         await wait_for(pilot, lambda: not app.is_running, "the app to exit", 60)
+
+
+async def test_a_applies_the_diagnosis_fix_and_the_rerun_works():
+    from workbench import demos
+
+    app = build_app(demos.session_options("cache"))  # seccomp refuses mkdir and mkdirat
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: session_ended(app), "the failing run", 60)
+        first = app.screen
+        await wait_for(pilot, lambda: any(f.fix_options for f in first.state.findings), "a fix", 30)
+        assert first.state.exited.exit_code == 1
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, EditProfile), "the editor")
+        allow = app.screen.query_one("#edit-allow").value
+        assert "mkdir" in allow.split(",")
+        app.screen.query_one("#edit-allow").focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, SessionScreen) and app.screen is not first
+                       and app.screen.state.ended, "the rerun", 60)
+        second = app.screen.state
+        assert second.exited.exit_code == 0 and ("stdout", "cache-app: cache ready") in second.output
+        assert second.denials_total == 0
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, "the app to exit", 60)

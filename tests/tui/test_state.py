@@ -122,3 +122,11 @@ def test_init_is_the_root_and_helpers_samples_wait_aside():
     assert sorted(s.processes) == [100, 101]
     assert s.processes[101].ppid == 100 and s.processes[100].comm == "init"
     assert s.processes[101].membership.uid_map == "0 65534 1"
+
+
+def test_a_fix_fills_the_editor_fields():
+    from workbench.tui.screens.dialogs import fields_from_fix
+
+    assert fields_from_fix(("--allow", "mkdir", "--allow", "mkdirat", "--memory=384M")) == (
+        {"allow": "mkdir,mkdirat", "memory": "384M"}, [])
+    assert fields_from_fix(("--net", "loopback", "--pids", "97")) == ({"pids": "97"}, ["--net loopback"])

@@ -58,14 +58,37 @@ class SyscallDetail(_Dialog):
         self.dismiss(None)
 
 
+_FIX_FIELDS = {"--allow": "allow", "--deny": "deny", "--bind": "bind", "--memory": "memory",
+               "--pids": "pids", "--cpus": "cpus"}
+
+
+def fields_from_fix(fix_options: tuple[str, ...]) -> tuple[dict[str, str], list[str]]:
+    """A diagnosis fix as `workbench run` options -> the editor's fields, and what it cannot hold."""
+    fields: dict[str, list[str]] = {}
+    left: list[str] = []
+    args = list(fix_options)
+    while args:
+        opt = args.pop(0)
+        value = args.pop(0) if args and not args[0].startswith("--") else ""
+        if "=" in opt:
+            opt, value = opt.split("=", 1)
+        if opt in _FIX_FIELDS and value:
+            fields.setdefault(_FIX_FIELDS[opt], []).append(value)
+        else:
+            left.append(f"{opt} {value}".strip())
+    return {k: ",".join(v) for k, v in fields.items()}, left
+
+
 class EditProfile(_Dialog):
     """The debugging loop: allow a syscall, add a bind, raise a limit, change the command; relaunch.
 
-    Dismisses with new options (validated like the CLI's) or None."""
+    `prefill` sets fields (a diagnosis fix). Dismisses with new options (validated like the CLI's)
+    or None."""
 
-    def __init__(self, options) -> None:
+    def __init__(self, options, prefill: dict[str, str] | None = None) -> None:
         super().__init__()
         self.options = options
+        self.prefill = prefill or {}
 
     def compose(self):
         p = self.options.profile
@@ -83,7 +106,7 @@ class EditProfile(_Dialog):
             for key, label, value in fields:
                 with Horizontal(classes="field"):
                     yield Label(label, classes="field-label")
-                    yield Input(value=value, id=f"edit-{key}")
+                    yield Input(value=self.prefill.get(key, value), id=f"edit-{key}")
             yield Static("", id="edit-error")
             with Horizontal(classes="buttons"):
                 yield Button("Relaunch", id="relaunch", variant="primary")
@@ -187,6 +210,7 @@ HELP = """\
 [b]Session screen[/b]
   tab      next pane              z   zoom the focused pane (again: back)
   e        edit the profile (allow a syscall, add a bind, raise a limit) and relaunch
+  a        the same, filled in with the diagnosis' fix
   c        compare with the previous run      x  kill the sandbox
   !        hand the terminal to a shell in a sandbox made like this one (exit it to come back)
 

@@ -37,6 +37,7 @@ class SessionScreen(Screen):
 
     BINDINGS = [
         Binding("e", "edit_profile", "Edit & relaunch"),
+        Binding("a", "apply_fix", "Apply fix"),
         Binding("c", "compare", "Compare"),
         Binding("x", "kill", "Kill"),
         Binding("z", "zoom", "Zoom pane"),
@@ -225,6 +226,28 @@ class SessionScreen(Screen):
                 self.post_message(LaunchRequested(options))
 
         self.app.push_screen(EditProfile(self.options), relaunch)
+
+    def action_apply_fix(self) -> None:
+        """The editor, filled in with the top diagnosis' fix: look, then relaunch."""
+        from workbench.tui.screens.dialogs import EditProfile, fields_from_fix
+
+        finding = next((f for f in self.state.findings if f.fix_options), None)
+        if finding is None:
+            self.notify("no diagnosis with a fix to apply" + (f": {self.state.findings[0].fix}"
+                                                              if self.state.findings else ""))
+            return
+        if self.options is None:
+            self.notify(f"this run cannot be relaunched from here; the fix: {finding.fix}")
+            return
+        prefill, left = fields_from_fix(finding.fix_options)
+        if left:
+            self.notify("apply by hand: " + " ".join(left), severity="warning", timeout=8)
+
+        def relaunch(options) -> None:
+            if options is not None:
+                self.post_message(LaunchRequested(options))
+
+        self.app.push_screen(EditProfile(self.options, prefill), relaunch)
 
     def action_compare(self) -> None:
         from workbench.tui.screens.dialogs import Compare
