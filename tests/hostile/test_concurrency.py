@@ -32,8 +32,7 @@ def test_twenty_traced_sandboxes_live_at_once_and_each_counts_its_own(tmp_path):
     """Twenty sandboxes, each with its probes attached, all alive at the same time; then their
     commands run one by one, each counted by its own probes while the nineteen others listen.
 
-    Ended one after another: bcc's clean-up is not safe from two threads at once (see the xfail
-    test below)."""
+    Ended one after another (freeing probes together is the next test's subject)."""
     ctl = tmp_path / "ctl"
     ctl.mkdir()
     open_to_sandbox(ctl)
@@ -82,10 +81,6 @@ def test_twenty_traced_sandboxes_started_at_the_same_moment():
                     for i in range(SANDBOXES)]
 
 
-@pytest.mark.xfail(strict=True, reason="tracing/loader.py: _free() calls bcc's cleanup() outside any lock; "
-                                       "two sessions whose sandboxes end at the same moment free their probes "
-                                       "together and the process dies with SIGSEGV (compile got its lock; "
-                                       "cleanup needs the same)")
 def test_probes_of_sandboxes_that_end_together_are_freed_together():
     done = subprocess.run([sys.executable, str(HERE / "free_together.py"), "7"], capture_output=True, text=True,
                           timeout=90, cwd=str(REPO))

@@ -91,7 +91,9 @@ class Loaded:
 
 
 _lock = threading.Lock()
-_compile_lock = threading.Lock()
+_bcc_lock = threading.Lock()
+"""bcc is not thread-safe (LLVM, its global tables) and both compiling and freeing borrow fd 2:
+one at a time, process-wide."""
 _cache: list[Loaded] = []
 compiles = 0
 """How many times this process compiled the probes (a reused object does not count)."""
@@ -159,7 +161,7 @@ def _compile(options: Options) -> Loaded:
     text = source_text()
     t0 = time.monotonic()
     # One at a time: each borrows fd 2 for clang's messages.
-    with _compile_lock, tempfile.NamedTemporaryFile(prefix="workbench-bcc-", suffix=".log") as log:
+    with _bcc_lock, tempfile.NamedTemporaryFile(prefix="workbench-bcc-", suffix=".log") as log:
         try:
             with _stderr_to(log.name):
                 # bcc attaches the TRACEPOINT_PROBEs as it loads them. They stay: with the filter
@@ -221,7 +223,7 @@ def release(loaded: Loaded, keep: bool = True) -> None:
 
 
 def _free(loaded: Loaded) -> None:
-    with _stderr_to(os.devnull):
+    with _bcc_lock, _stderr_to(os.devnull):
         loaded.bpf.cleanup()
 
 
