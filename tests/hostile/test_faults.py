@@ -5,6 +5,7 @@ a one-line reason where something was switched off."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -128,6 +129,29 @@ def test_leftovers_of_a_workbench_killed_with_its_launcher_are_swept(tmp_path, c
         assert done.returncode == 0, done.stderr
     assert hk.cgroup_dirs(wb.pid) == []
     wait_until(lambda: not any(hk.alive(p) for p in sandbox), 3, "the swept sandbox's processes to die")
+
+
+def host_veths(owner: int) -> list[str]:
+    """Host ends of the veth pairs of `owner`'s sandboxes (named wb<owner>x<n>)."""
+    return [n for n in os.listdir("/sys/class/net") if n.startswith(f"wb{owner}x")]
+
+
+@pytest.mark.parametrize("launcher_too", [False, True], ids=["workbench", "workbench-and-launcher"])
+def test_a_killed_workbench_leaves_no_veth(tmp_path, launcher_too):
+    wb = start_workbench(tmp_path, "--no-trace", "--net", "veth")
+    try:
+        wait_until(lambda: running_sleep(wb.pid), 30, "the veth sandbox to run sleep")
+        veths = host_veths(wb.pid)
+        if launcher_too:
+            subprocess.run(["kill", "-KILL", str(launcher_of(wb.pid))], check=True)
+    finally:
+        wb.kill()
+        wb.wait()
+    assert len(veths) == 1
+    # Killed alone, the launcher deletes it; killed with it, the sandbox dies, its network
+    # namespace goes, and the kernel deletes both ends of the pair.
+    wait_until(lambda: host_veths(wb.pid) == [], 5, "the host end of the veth to go")
+    subprocess.run([WORKBENCH, "sweep"], capture_output=True, timeout=60)
 
 
 @pytest.mark.parametrize("sig", [pytest.param(s, id=s.name) for s in FATAL])
