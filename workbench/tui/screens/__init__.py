@@ -1,0 +1,1 @@
+"""Screens of the workbench TUI: launch, session, replay, dialogs (and the lessons)."""
