@@ -21,6 +21,7 @@ from workbench.tui.messages import LaunchRequested, ShellRequested
 from workbench.tui.runner import open_session
 from workbench.tui.screens.dialogs import Help
 from workbench.tui.screens.launch import LaunchScreen
+from workbench.tui.screens.lessons import LessonListScreen
 from workbench.tui.screens.session import SessionScreen
 
 THEMES_DIR = Path(__file__).resolve().parents[2] / "themes"
@@ -42,7 +43,10 @@ class WorkbenchApp(App):
         Binding("q", "quit", "Quit"),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
         Binding("question_mark", "help", "Help"),
+        # A function key: the launch screen's command field takes every letter.
+        Binding("f2", "push_screen('lessons')", "Lessons"),
     ]
+    SCREENS = {"lessons": LessonListScreen}
 
     def __init__(self, options=None, replay=None, theme: str = "dark") -> None:
         super().__init__()
