@@ -180,7 +180,7 @@ def child_c(plan: dict, ch: Channels) -> None:
         elif job["stdin"] == "terminal":
             # No policy, but the caller's own terminal: still no typing into it (TIOCSTI).
             security.set_no_new_privs()
-            security.load_compiled(security.terminal_guard(), False)
+            security.load_compiled(plan["terminal_guard_bpf"], False)
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the launcher
         fail(ch.ready_w, exc)
     try:
@@ -214,9 +214,8 @@ def child_b(plan: dict, ch: Channels, sources) -> None:
         L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
         ns = prof["namespaces"]
         mark("fork pid 1")
-        if ns["mnt"]:
-            mounts.build(plan, sources)
-        mark("filesystem")
+        # Network first, while the host's filesystem is still in view: pyroute2 imports parts of
+        # itself lazily, and the workbench may live under /tmp, which the sandbox replaces.
         if ns["uts"]:
             L.sethostname(prof["hostname"])
         if prof["net"] in ("loopback", "veth"):
@@ -224,6 +223,9 @@ def child_b(plan: dict, ch: Channels, sources) -> None:
         if prof["net"] == "veth":
             network.configure_sandbox_side(plan["veth"]["sandbox_addr"], plan["veth"]["host_addr"])
         mark("hostname+network")
+        if ns["mnt"]:
+            mounts.build(plan, sources)
+        mark("filesystem")
         if not prof["init"]:
             child_c(plan, ch)
         child = os.fork()

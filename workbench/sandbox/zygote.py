@@ -182,6 +182,9 @@ class Launcher:
         plan = dict(wire)
         try:
             plan["seccomp_bpf"] = security.compile_filter(prof["seccomp"])
+            # Compiled here, not in the sandbox: there, after pivot_root, libseccomp's module may
+            # not even be importable (a workbench installed under /tmp).
+            plan["terminal_guard_bpf"] = security.terminal_guard()
         except Exception as exc:  # noqa: BLE001 - libseccomp raises several types
             raise LaunchFailed(125, f"cannot build the seccomp filter: {exc}") from None
         if prof["net"] == "veth":  # decided before the fork: the sandbox side needs them
