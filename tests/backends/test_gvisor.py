@@ -107,7 +107,7 @@ def test_command_not_found_is_127():
 
 
 def test_diagnosis_blames_gvisor_for_an_unimplemented_syscall(bin_dir):
-    from workbench.cli.backends import run_counted
+    from workbench.compare import run_counted
     from workbench.session import SessionOptions
 
     options = SessionOptions(profile=profile(), command=[f"{bin_dir}/probe", "unsupported", "7"], backend="gvisor",

@@ -39,6 +39,7 @@ class SessionScreen(Screen):
         Binding("e", "edit_profile", "Edit & relaunch"),
         Binding("a", "apply_fix", "Apply fix"),
         Binding("c", "compare", "Compare"),
+        Binding("b", "backends", "Backends"),
         Binding("x", "kill", "Kill"),
         Binding("z", "zoom", "Zoom pane"),
         Binding("exclamation_mark", "shell", "Shell"),
@@ -256,6 +257,15 @@ class SessionScreen(Screen):
             self.notify("no previous run to compare with: edit the profile and relaunch (e)")
             return
         self.app.push_screen(Compare(self.previous, self.state.summary()))
+
+    def action_backends(self) -> None:
+        """The same command under every backend this host has, side by side."""
+        from workbench.tui.screens.backends import BackendsScreen
+
+        if self.options is None:
+            self.notify("a replay has no command to run again")
+            return
+        self.app.push_screen(BackendsScreen(self.options))
 
     def action_shell(self) -> None:
         """Hand the terminal to a shell in a sandbox made from this profile, then come back."""
