@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +16,6 @@ from workbench.session import Session, SessionOptions
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-PYTHON = sys.executable
-WORKBENCH = [PYTHON, "-m", "workbench.cli.main"]
 
 
 @dataclass
@@ -94,8 +90,3 @@ def _free_cached_probes():
         return
     loader.release_cached()
 
-
-def workbench_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO)
-    return env
