@@ -41,13 +41,13 @@ class SyscallDetail(_Dialog):
         table.add_column()
         table.add_row("syscall", f"{sc.name} (nr {sc.nr})")
         table.add_row("time", f"{(sc.ts_ns - self.t0_ns) / 1e9:.6f} s after the command started")
-        table.add_row("process", f"pid {sc.pid}, tid {sc.tid}, comm {sc.comm}")
+        table.add_row("process", Text(f"pid {sc.pid}, tid {sc.tid}, comm {sc.comm}"))  # the sandbox names its comm
         table.add_row("result", str(sc.ret) + (f"  ({sc.errno})" if sc.errno else ""))
         table.add_row("duration", format_ns(sc.duration_ns) if sc.duration_ns else "not seen (no sys_enter)")
         if sc.denied:
             table.add_row("seccomp", Text("DENIED: the filter answered, the kernel never ran it", style="bold red"))
         for key, value in sc.decoded.items():
-            table.add_row(f"  {key}", repr(value) if isinstance(value, str) else str(value))
+            table.add_row(Text(f"  {key}"), Text(repr(value) if isinstance(value, str) else str(value)))
         table.add_row("raw args", " ".join(hex(a) for a in sc.args))
         with Vertical(classes="dialog"):
             yield Label(f"Syscall {sc.name}", classes="dialog-title")
@@ -179,7 +179,7 @@ def compare_table(before: RunSummary, after: RunSummary) -> Table:
         ("diagnosis", "\n".join(before.findings) or "none", "\n".join(after.findings) or "none"),
     ]
     for label, a, b in rows:
-        table.add_row(label, a, Text(b, style="bold") if a != b else b)
+        table.add_row(label, Text(a), Text(b, style="bold") if a != b else Text(b))
     return table
 
 

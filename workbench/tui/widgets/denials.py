@@ -11,10 +11,10 @@ from workbench.core import events as ev
 from workbench.tui.state import DenialRow
 
 
-def _args_text(d: ev.SeccompDenial) -> str:
+def _args_text(d: ev.SeccompDenial) -> Text:
     if d.args:
-        return ", ".join(f"{k}={v}" for k, v in d.args.items())
-    return ", ".join(hex(a) for a in d.raw_args[:3])
+        return Text(", ".join(f"{k}={v}" for k, v in d.args.items()))
+    return Text(", ".join(hex(a) for a in d.raw_args[:3]))
 
 
 class Denials(Vertical):
@@ -44,8 +44,9 @@ class Denials(Vertical):
         for row in rows:
             d = row.first
             action = d.action + (f" {d.errno}" if d.errno else "")
+            # What the sandbox controls (its comm, its paths) is text, never markup.
             table.add_row(str(row.count), Text(d.syscall, style="bold red"), _args_text(d),
-                          str(d.pid), d.comm, action, d.rule or "-")
+                          str(d.pid), Text(d.comm), Text(action), Text(d.rule or "-"))
         self.border_title = f"Seccomp denials ({total})" if total else "Seccomp denials"
         self.set_class(total > 0, "-alert")
 
