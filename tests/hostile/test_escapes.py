@@ -65,7 +65,9 @@ def escape(tmp_path_factory):
               "host_marker": str(marker), "bind": BIND_AT, "victim": str(victim),
               "host_cgroup_procs": "/sys/fs/cgroup/unified/cgroup.procs"}
     try:
-        result = run_sandbox(["python3", str(HERE / "escape_attempts.py"), json.dumps(params)], trace=True,
+        # Run from the bind, not from the checkout: a checkout under /tmp is not in the sandbox's view.
+        shutil.copy(HERE / "escape_attempts.py", bind / "escape_attempts.py")
+        result = run_sandbox(["python3", f"{BIND_AT}/escape_attempts.py", json.dumps(params)], trace=True,
                              binds=[f"{bind}:{BIND_AT}:rw"])
         loader.release_cached()  # before the first test's leak check takes its "before"
         attempts = json.loads(result.stdout) if result.status == 0 else {}

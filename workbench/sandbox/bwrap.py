@@ -29,7 +29,7 @@ import time
 from workbench.core.errors import SandboxError, UsageError
 from workbench.sandbox import cgroups, held, security
 from workbench.sandbox.mounts import RUN_SIZE
-from workbench.sandbox.native import ExitStatus
+from workbench.sandbox.handle import ExitStatus, SandboxHandle
 from workbench.sandbox.plan import Plan
 from workbench.sandbox.profile import Profile
 
@@ -150,29 +150,21 @@ def _blocked_on(pid: int, fd: int) -> bool:
     return len(parts) > 1 and parts[0] == str(NR_READ) and int(parts[1], 16) == fd
 
 
-class BwrapSandbox:
+class BwrapSandbox(SandboxHandle):
     """One bubblewrap sandbox, held at its block fd after `launch`."""
 
     backend = "bwrap"
 
     def __init__(self, plan: Plan, stdio: tuple[int, int, int]):
-        self.plan = plan
-        self.cgroup: cgroups.SandboxCgroup | None = None
-        self.status: ExitStatus | None = None
-        self.pid = self.init_pid = 0
-        self.namespaces: dict = {}
-        self.launch_ms = 0.0
+        super().__init__(plan, stdio)
         self.notices: list[str] = limitations(plan.profile)
         """What of the profile bwrap cannot honour (the session may publish them as Notices)."""
-        self._stdio = stdio
         self._holder: held.Held | None = None
         self._fds: list[int] = []
         self._block_w: int | None = None
         self._status_r: int | None = None
         self._exec_confirmed = False
         self._closed = False
-        self._released_at: float | None = None
-        self.exited_at: float | None = None
 
     def attach_bus(self, bus) -> None:
         """Publish what of the profile bwrap cannot honour, as Notices (source `bwrap`)."""
@@ -254,14 +246,6 @@ class BwrapSandbox:
 
     # --- handle --------------------------------------------------------------------------------
 
-    @property
-    def cgroup_id(self) -> int | None:
-        return self.cgroup.app_id if self.cgroup else None
-
-    @property
-    def cgroup_v2_path(self) -> str | None:
-        return self.cgroup.app_dir if self.cgroup else None
-
     def release(self) -> None:
         self._released_at = time.monotonic()
         if self._block_w is not None:
@@ -304,12 +288,6 @@ class BwrapSandbox:
         if self._exec_confirmed and 128 < code < 128 + signal.NSIG:
             return ExitStatus(None, code - 128)
         return ExitStatus(code, None)
-
-    @property
-    def run_seconds(self) -> float:
-        if self._released_at is None:
-            return 0.0
-        return (self.exited_at or time.monotonic()) - self._released_at
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.status is not None or self._closed:

@@ -27,7 +27,7 @@ import time
 from workbench.core.events import Notice, Syscall, SyscallBatch
 from workbench.sandbox import cgroups, held
 from workbench.sandbox.gvisor_strace import StraceParser
-from workbench.sandbox.native import ExitStatus
+from workbench.sandbox.handle import ExitStatus, SandboxHandle
 from workbench.sandbox.plan import Plan
 from workbench.sandbox.profile import Profile
 
@@ -85,22 +85,16 @@ def runsc_args(p: Profile, command: list[str], state_dir: str, log_dir: str) -> 
             "--ignore-cgroups", "do", "-quiet", "-root", p.rootfs, "-cwd", p.cwd, "--", *command]
 
 
-class GvisorSandbox:
+class GvisorSandbox(SandboxHandle):
     """One `runsc do` run, held before runsc starts after `launch`."""
 
     backend = "gvisor"
 
     def __init__(self, plan: Plan, stdio: tuple[int, int, int]):
-        self.plan = plan
-        self.cgroup: cgroups.SandboxCgroup | None = None
-        self.status: ExitStatus | None = None
-        self.pid = self.init_pid = 0
-        self.namespaces: dict = {}
-        self.launch_ms = 0.0
+        super().__init__(plan, stdio)
         self.notices: list[str] = limitations(plan.profile)
         self.app_syscalls = 0
         """Syscalls of the app seen in gVisor's strace log so far."""
-        self._stdio = stdio
         self._bus = None
         self._said = False
         self._holder: held.Held | None = None
@@ -115,8 +109,6 @@ class GvisorSandbox:
         denials of these pids (the race is lost when a stub clones the next one within ~5 ms)."""
         self._follow_stop = threading.Event()
         self._closed = False
-        self._released_at: float | None = None
-        self.exited_at: float | None = None
 
     def attach_bus(self, bus) -> None:
         """Publish the app's syscalls (source gvisor) and gVisor's notices on `bus`. Call before
@@ -170,14 +162,6 @@ class GvisorSandbox:
     def _notice(self, level: str, text: str) -> None:
         if self._bus is not None:
             self._bus.publish(Notice(level, text, "gvisor"))
-
-    @property
-    def cgroup_id(self) -> int | None:
-        return self.cgroup.app_id if self.cgroup else None
-
-    @property
-    def cgroup_v2_path(self) -> str | None:
-        return self.cgroup.app_dir if self.cgroup else None
 
     def release(self) -> None:
         self._released_at = time.monotonic()
@@ -332,12 +316,6 @@ class GvisorSandbox:
         else:
             self.status = ExitStatus(code, None)
         return self.status
-
-    @property
-    def run_seconds(self) -> float:
-        if self._released_at is None:
-            return 0.0
-        return (self.exited_at or time.monotonic()) - self._released_at
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.status is not None or self._closed or self._holder is None:

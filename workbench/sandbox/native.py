@@ -13,23 +13,11 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 
 from workbench.core.errors import CommandNotExecutable, CommandNotFound, SandboxError
 from workbench.sandbox import cgroups
+from workbench.sandbox.handle import ExitStatus, SandboxHandle  # noqa: F401 - ExitStatus is part of this API
 from workbench.sandbox.plan import Plan
-
-
-@dataclass
-class ExitStatus:
-    exit_code: int | None
-    signal: int | None
-    exec_errno: int | None = None
-
-    @property
-    def shell_status(self) -> int:
-        """The status a shell would report: the code, or 128+N for a signal."""
-        return self.exit_code if self.signal is None else 128 + self.signal
 
 
 class _Launcher:
@@ -101,23 +89,15 @@ def launcher() -> _Launcher:
         return _launcher
 
 
-class NativeSandbox:
+class NativeSandbox(SandboxHandle):
     """One sandbox, held at its start gate after `launch`."""
 
     backend = "native"
 
     def __init__(self, plan: Plan, stdio: tuple[int, int, int]):
-        self.plan = plan
-        self.cgroup: cgroups.SandboxCgroup | None = None
-        self.status: ExitStatus | None = None
-        self.pid = self.init_pid = 0
-        self.namespaces: dict = {}
-        self.launch_ms = 0.0
+        super().__init__(plan, stdio)
         self.veth: dict | None = None
-        self._stdio = stdio
         self._closed = False
-        self._released_at: float | None = None
-        self.exited_at: float | None = None
 
     def launch(self) -> None:
         """Build the sandbox and hold it at the gate. Raises SandboxError / CommandNotFound..."""
@@ -148,14 +128,6 @@ class NativeSandbox:
         self.phases_ms = reply.get("phases_ms", {})
         self.launch_ms = (time.monotonic() - t0) * 1000
 
-    @property
-    def cgroup_id(self) -> int | None:
-        return self.cgroup.app_id if self.cgroup else None
-
-    @property
-    def cgroup_v2_path(self) -> str | None:
-        return self.cgroup.app_dir if self.cgroup else None
-
     def release(self) -> None:
         self._released_at = time.monotonic()
         self._conn.request({"op": "release", "id": self.id})
@@ -177,12 +149,6 @@ class NativeSandbox:
             else:
                 self.status = ExitStatus(os.WEXITSTATUS(raw), None, msg.get("exec_errno"))
         return self.status
-
-    @property
-    def run_seconds(self) -> float:
-        if self._released_at is None:
-            return 0.0
-        return (self.exited_at or time.monotonic()) - self._released_at
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.status is None and not self._closed:
