@@ -36,7 +36,7 @@ async def test_markup_in_what_the_sandbox_controls_is_shown_as_text():
         async with app.run_test(size=(160, 50)) as pilot:
             await wait_for(pilot, lambda: isinstance(app.screen, SessionScreen) and app.screen.state.ended,
                            "the session to end")
-            await pilot.pause(0.3)
+            await wait_for(pilot, lambda: MARKUP in screen_text(app), "the denial drawn on screen")
             assert app.is_running  # no MarkupError took it down
             state = app.screen.state
             assert any(row.first.args.get("pathname") == f"/tmp/{MARKUP}" for row in state.denials.values())
