@@ -164,7 +164,7 @@ def _compile(options: Options) -> Loaded:
     with _bcc_lock, tempfile.NamedTemporaryFile(prefix="workbench-bcc-", suffix=".log") as log:
         try:
             with _stderr_to(log.name):
-                # bcc attaches the TRACEPOINT_PROBEs as it loads them. They stay: with the filter
+                # bcc attaches the tracepoint programs as it loads them. They stay: with the filter
                 # off they return after one array lookup, and detaching an ordinary tracepoint
                 # costs ~70 ms each here (the kernel waits for a grace period).
                 bpf = BPF(text=text.encode(), cflags=options.cflags())
