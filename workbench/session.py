@@ -14,7 +14,7 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from workbench.core import events as ev
 from workbench.core.bus import Bus
@@ -47,7 +47,6 @@ class SessionOptions:
     diagnose: bool = True
     keep_spare: bool = False
     """Ask the launcher to build the next sandbox of this profile ahead of time (relaunch loops)."""
-    extra: dict = field(default_factory=dict)
 
 
 def _new_sandbox(opts: SessionOptions, plan, stdio):
@@ -93,6 +92,7 @@ class Session:
         self.recorder = None
         self.diagnoser = None
         self.exited: ev.SandboxExited | None = None
+        self._exited = threading.Event()  # set with self.exited, whichever way the run ended
         self.final_usage: dict = {}
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
@@ -143,6 +143,7 @@ class Session:
         exec_error = {127: "ENOENT", 126: "EACCES"}.get(code)
         self.bus.publish(ev.Notice("error", str(exc), "sandbox"))
         self.exited = ev.SandboxExited(ev.now_ns(), code, None, 0.0, exec_error)
+        self._exited.set()
         self.bus.publish(self.exited)
 
     def _start_recorder(self) -> None:
@@ -334,22 +335,15 @@ class Session:
         exec_error = errno_mod.errorcode.get(status.exec_errno) if status.exec_errno else None
         self.exited = ev.SandboxExited(ev.now_ns(), status.exit_code, status.signal, self.sandbox.run_seconds,
                                        exec_error)
+        self._exited.set()
         self.bus.publish(self.exited)
 
     # --- control ------------------------------------------------------------------------------
 
     def wait(self, timeout: float | None = None) -> ev.SandboxExited | None:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.exited is None:
-            if deadline is not None and time.monotonic() > deadline:
-                return None
-            waiter = next((t for t in self._threads if t.name == "workbench-waiter"), None)
-            if waiter is None:
-                if self.exited is None and self.sandbox is None:
-                    return None
-                time.sleep(0.01)
-                continue
-            waiter.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if self.sandbox is None and self.exited is None:
+            return None  # never started: nothing will end
+        self._exited.wait(timeout)
         return self.exited
 
     def kill(self, sig: int = signal.SIGKILL) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 from workbench.core.errors import EXIT_USAGE, WorkbenchError

@@ -106,7 +106,7 @@ def user_namespace(f: Facts) -> list[Candidate]:
             f"{calls[-1].name} to {asked} failed (EINVAL): the sandbox's user namespace maps only "
             f"uid {uid} and gid {gid} (host {host_uid}:{host_gid}); other ids do not exist inside",
             2.2, f.evidence(calls), max(sc.ts_ns for sc in calls),
-            fix=_fix_text((), patch, f"run the sandbox as that id so it is the mapped one"),
+            fix=_fix_text((), patch, "run the sandbox as that id so it is the mapped one"),
             fix_profile=patch, pid=calls[-1].pid, key=f"id:{want_uid}:{want_gid}"))
     out += _foreign_owner(f, host_uid, host_gid)
     return out

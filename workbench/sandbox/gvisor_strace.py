@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 
 from workbench.core.events import Notice, Syscall
-from workbench.sandbox import syscalls
+from workbench.core import syscalls
 
 _HEAD = re.compile(r"^[IWEF](\d\d)(\d\d) (\d\d):(\d\d):(\d\d)\.(\d{6})\s+\d+ (\w+)\.go:\d+\] (.*)$")
 _EXIT = re.compile(r"^\[\s*(\d+):\s*(\d+)\] (.*?) X (\w+)\((.*)\) = (-?\d+) \(0x[0-9a-f]+\)"

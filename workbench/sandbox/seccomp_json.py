@@ -16,7 +16,7 @@ import json
 from typing import Any
 
 from workbench.core.errors import ProfileError
-from workbench.sandbox import syscalls
+from workbench.core import syscalls
 
 ALLOWS = ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG")
 _ACTIONS = {"SCMP_ACT_ERRNO": "errno", "SCMP_ACT_KILL": "kill", "SCMP_ACT_KILL_PROCESS": "kill",

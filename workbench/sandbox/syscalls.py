@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 
 from workbench.core.errors import ProfileError
-from workbench.core.syscalls import available, name_of, number_of, numbers, table  # noqa: F401 - re-exported
+from workbench.core.syscalls import available, numbers
 
 
 def check_name(name: object, where: str) -> str:

@@ -37,7 +37,7 @@ def parse(line: str, ts_ns: int | None = None) -> SeccompDenial | None:
     m = _RECORD.search(line)
     if not m:
         return None
-    pid, comm, _sig, nr, code = int(m[1]), m[2].strip('"'), int(m[3]), int(m[4]), int(m[5], 16)
+    pid, comm, nr, code = int(m[1]), m[2].strip('"'), int(m[4]), int(m[5], 16)
     action = _ACTIONS.get(code & _ACTION_MASK, hex(code & _ACTION_MASK))
     err = None
     if action == "errno" and code & 0xFFFF:  # the kernel logs the action bits, the errno rarely

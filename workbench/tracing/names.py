@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import errno as _errno
 
-from workbench.core.syscalls import available, name_of, number_of, numbers, table  # noqa: F401 - this module's API
+from workbench.core.syscalls import available, name_of, number_of, numbers, table
+
+__all__ = ["available", "errno_name", "name_of", "number_of", "numbers", "table"]
 
 # Kernel-internal values a traced syscall can return before a signal restarts it
 # (include/linux/errno.h); user space never sees them, a tracer does.

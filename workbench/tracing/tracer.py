@@ -23,7 +23,7 @@ from typing import Callable
 from workbench.core.bus import Bus
 from workbench.core.errors import TracingUnavailable
 from workbench.core.events import (
-    EventsLost, Notice, OomKill, ProbeStatus, Syscall, SyscallBatch, SyscallStats, now_ns,
+    EventsLost, Notice, OomKill, ProbeStatus, SyscallBatch, SyscallStats, now_ns,
 )
 from workbench.tracing import kernelmaps, loader
 from workbench.tracing.records import Decoder
