@@ -107,6 +107,19 @@ def wait_until(predicate, timeout: float = 10.0, what: str = "condition"):
         time.sleep(0.01)
 
 
+async def wait_for_app(pilot, predicate, what: str = "condition", deadline_s: float = 60.0):
+    """Let a Textual app run (one message round at a time) until `predicate()` is true; fail
+    naming `what` after the deadline. Never a fixed pause."""
+    end = time.monotonic() + deadline_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause()
+
+
 @pytest.fixture(autouse=True)
 def no_leaks(tmp_path_factory):
     global _BASETEMP

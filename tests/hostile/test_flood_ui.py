@@ -4,7 +4,6 @@ by the UI, dropped by its inbox, or lost in the kernel: the three add up to the 
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -17,12 +16,7 @@ from workbench.tui.screens.session import SessionScreen
 pytestmark = [pytest.mark.asyncio, pytest.mark.privileged]
 
 
-async def wait_for(pilot, predicate, what: str, deadline_s: float = 60.0):
-    end = time.monotonic() + deadline_s
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
+from tests.conftest import wait_for_app as wait_for  # noqa: E402
 
 
 async def test_a_million_syscalls_on_screen_lose_nothing_uncounted():

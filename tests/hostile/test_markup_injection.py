@@ -4,7 +4,6 @@ unbalanced tag would crash the UI, and `[@click=...]` would make a button of the
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -19,12 +18,7 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.privileged]
 MARKUP = "[/bold][@click=app.quit]quit[/][b]23"
 
 
-async def wait_for(pilot, predicate, what: str, deadline_s: float = 60.0):
-    end = time.monotonic() + deadline_s
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
+from tests.conftest import wait_for_app as wait_for  # noqa: E402
 
 
 async def test_markup_in_what_the_sandbox_controls_is_shown_as_text():

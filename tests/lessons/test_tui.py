@@ -4,7 +4,6 @@ verdicts, and a wrong expectation shown FAILED with what was seen."""
 
 from __future__ import annotations
 
-import time
 import tomllib
 
 import pytest
@@ -18,12 +17,7 @@ from workbench.tui.screens.lessons import LessonListScreen, LessonScreen, Lesson
 pytestmark = [pytest.mark.asyncio, pytest.mark.privileged, pytest.mark.usefixtures("live")]
 
 
-async def wait_for(pilot, predicate, what: str, deadline_s: float = 60.0):
-    end = time.monotonic() + deadline_s
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause()
+from tests.conftest import wait_for_app as wait_for  # noqa: E402
 
 
 class Seen:

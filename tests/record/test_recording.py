@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.conftest import wait_until
 import json
 import os
 import signal
@@ -9,7 +10,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 from .record_samples import every_event, syscall
@@ -31,10 +31,7 @@ def record(path, events, meta=None, **kw):
 
 
 def wait_for(condition, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
+    return wait_until(condition, timeout, "the condition")
 
 
 def test_every_event_type_is_written_and_read_back_equal(tmp_path):

@@ -7,6 +7,7 @@ launcher execs the workload. Everything made here is removed on every path.
 
 from __future__ import annotations
 
+from tests.conftest import wait_until
 import itertools
 import os
 import signal
@@ -28,14 +29,7 @@ _counter = itertools.count()
 
 def wait_for(condition, timeout: float = 15.0, what: str = "condition"):
     """Poll `condition()` until it is truthy or the deadline passes (then fail the test)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.005)
+    return wait_until(condition, timeout, what)
 
 
 @pytest.fixture(name="wait_for")

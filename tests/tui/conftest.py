@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from typing import Callable
 
 import pytest
 
@@ -12,16 +10,7 @@ from workbench.tui.app import build_app
 from workbench.tui.screens.session import SessionScreen
 
 
-async def wait_for(pilot, predicate: Callable[[], object], what: str = "condition", deadline_s: float = 20.0):
-    """Let the app run until `predicate()` is true; fail naming `what` after the deadline."""
-    end = time.monotonic() + deadline_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause()
+from tests.conftest import wait_for_app as wait_for  # noqa: E402,F401 - the TUI tests' name for it
 
 
 class Recorder:

@@ -12,12 +12,7 @@ from workbench.tui.screens.lessons import LessonListScreen
 pytestmark = pytest.mark.asyncio
 
 
-async def wait_for(pilot, predicate, what: str):
-    for _ in range(200):
-        if predicate():
-            return
-        await pilot.pause()
-    raise AssertionError(f"never happened: {what}")
+from tests.conftest import wait_for_app  # noqa: E402
 
 
 async def test_f2_opens_the_lessons_from_the_launch_screen_and_escape_returns():
@@ -25,8 +20,8 @@ async def test_f2_opens_the_lessons_from_the_launch_screen_and_escape_returns():
     async with app.run_test(size=(120, 40)) as pilot:
         launch = app.screen
         await pilot.press("f2")
-        await wait_for(pilot, lambda: isinstance(app.screen, LessonListScreen), "the lesson list")
+        await wait_for_app(pilot, lambda: isinstance(app.screen, LessonListScreen), "the lesson list")
         listed = app.screen.query_one("#lesson-list", OptionList)
         assert sorted(listed.get_option_at_index(i).id for i in range(listed.option_count)) == sorted(names())
         await pilot.press("escape")
-        await wait_for(pilot, lambda: app.screen is launch, "the launch screen again")
+        await wait_for_app(pilot, lambda: app.screen is launch, "the launch screen again")

@@ -1,11 +1,11 @@
 """End to end, as a person would use it: the real `workbench tui` in tmux, a denied syscall on the
 screen, `q`, and nothing left behind (sandbox processes, cgroups)."""
 
+from tests.conftest import wait_until as wait_until_with_deadline
 import os
 import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
@@ -21,14 +21,7 @@ def tmux(socket: str, *args: str, check: bool = True) -> subprocess.CompletedPro
 
 
 def wait_until(predicate, what: str, deadline_s: float = 60.0):
-    end = time.monotonic() + deadline_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+    return wait_until_with_deadline(predicate, deadline_s, what)
 
 
 def cgroup_dirs_of(pid: int) -> list[str]:
