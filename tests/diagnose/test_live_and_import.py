@@ -4,10 +4,10 @@ result going through the real profile validator."""
 
 from __future__ import annotations
 
+from tests.conftest import wait_until
 import json
 import subprocess
 import sys
-import time
 
 from workbench.core import events as ev
 from workbench.core.bus import Bus
@@ -32,9 +32,7 @@ def test_live_diagnoser_publishes_findings_as_evidence_arrives_and_at_exit():
     live = LiveDiagnoser(bus, p.to_dict())
     bus.publish(ev.SandboxReleased(ts_ns=T0, pid=23))
     bus.publish(ev.SyscallBatch(ts_ns=T0 + 1, syscalls=tuple(denial(i) for i in range(5))))
-    deadline = time.monotonic() + 10
-    while not findings and time.monotonic() < deadline:  # the diagnoser's thread publishes
-        time.sleep(0.01)
+    wait_until(lambda: findings, 10, "the diagnoser's thread to publish")
     assert [f.rule for f in findings] == ["seccomp-denial:mkdir"]  # before the exit: live
     bus.publish(ev.SyscallBatch(ts_ns=T0 + 9, syscalls=(denial(9, "rmdir"),)))
     bus.publish(ev.SandboxExited(ts_ns=T0 + 10, exit_code=1, signal=None, duration_s=0.1))

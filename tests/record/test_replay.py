@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from tests.conftest import wait_until
 import math
-import time
 
 from workbench.core.bus import Bus
 from workbench.core.events import Output
@@ -60,9 +60,7 @@ def test_pause_stops_playback_and_play_resumes(tmp_path):
         r = Replayer(rec, bus)
         bus.subscribe(lambda e: (seen.append(e), len(seen) == 7 and r.pause()))
         r.play(speed=1000.0)
-        deadline = time.monotonic() + 30
-        while r.playing and time.monotonic() < deadline:  # the subscriber pauses at the 7th event
-            time.sleep(0.01)
+        wait_until(lambda: not r.playing, 30, "the subscriber to pause at the 7th event")
         assert not r.playing and not r.finished
         assert len(seen) == 7
         r.play(speed=math.inf)
