@@ -256,13 +256,9 @@ class BwrapSandbox(SandboxHandle):
     def wait(self, timeout: float | None = None) -> ExitStatus | None:
         if self.status is not None:
             return self.status
-        if self._holder is None:
+        code = self._wait_holder(self._holder, timeout)
+        if code is None:
             return None
-        try:
-            code = self._holder.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
-        self.exited_at = time.monotonic()
         self._read_exit_report()
         self.status = self._status_from(code)
         return self.status

@@ -19,7 +19,6 @@ import os
 import shutil
 import signal
 import stat
-import subprocess
 import tempfile
 import threading
 import time
@@ -300,13 +299,9 @@ class GvisorSandbox(SandboxHandle):
     def wait(self, timeout: float | None = None) -> ExitStatus | None:
         if self.status is not None:
             return self.status
-        if self._holder is None:
+        code = self._wait_holder(self._holder, timeout)
+        if code is None:
             return None
-        try:
-            code = self._holder.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
-        self.exited_at = time.monotonic()
         # Drain the log before anyone reads the report: the follower stops after a last read.
         self._stop_follower()
         if code < 0:

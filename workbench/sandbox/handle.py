@@ -3,6 +3,7 @@ probes filter on, and the exit status. Each backend (native, bwrap, gvisor) subc
 
 from __future__ import annotations
 
+import subprocess
 import time
 from dataclasses import dataclass
 
@@ -48,6 +49,18 @@ class SandboxHandle:
     @property
     def cgroup_v2_path(self) -> str | None:
         return self.cgroup.app_dir if self.cgroup else None
+
+    def _wait_holder(self, holder, timeout: float | None) -> int | None:
+        """For backends that run a tool (bwrap, runsc) held by a process of ours: its exit code,
+        or None while it runs. Notes when the command ended."""
+        if holder is None:
+            return None
+        try:
+            code = holder.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        self.exited_at = time.monotonic()
+        return code
 
     @property
     def run_seconds(self) -> float:
