@@ -53,6 +53,18 @@ def launcher_of(owner: int) -> int:
     raise AssertionError(f"no launcher under workbench {owner}")
 
 
+def copiers_of(owner: int) -> set[int]:
+    """The tracer's stream copier processes (tracing/copier.py) under the workbench."""
+    found = set()
+    for pid in hk.children(owner):
+        try:
+            if b"workbench.tracing.copier" in open(f"/proc/{pid}/cmdline", "rb").read():
+                found.add(pid)
+        except OSError:
+            pass
+    return found
+
+
 def running_sleep(owner: int) -> set[int]:
     """The sandbox's command once it has exec'd `sleep 100` in its app/ cgroup."""
     found = set()
@@ -71,16 +83,18 @@ def test_sigkilled_workbench_takes_its_sandbox_and_probes_with_it(tmp_path):
         wait_until(lambda: running_sleep(wb.pid), 60, "the traced sandbox to run sleep")
         progs = hk.bpf_prog_ids(wb.pid)
         launcher = launcher_of(wb.pid)
+        copiers = copiers_of(wb.pid)
         sandbox = hk.cgroup_pids(wb.pid)
         dirs = hk.cgroup_dirs(wb.pid)
     finally:
         wb.kill()
         assert wb.wait() == -signal.SIGKILL
-    # Probes were attached (two raw tracepoints and the ordinary ones); the sandbox had its three
-    # processes (the launcher's child, init, the command) in five cgroup directories.
-    assert len(progs) >= 3 and len(sandbox) == 3 and len(dirs) == 5
-    wait_until(lambda: not any(hk.alive(p) for p in sandbox | {launcher}), 3,
-               "the sandbox's processes and the launcher to go")
+    # Probes were attached (two raw tracepoints and the ordinary ones), one stream copier ran; the
+    # sandbox had its three processes (the launcher's child, init, the command) in five cgroup
+    # directories.
+    assert len(progs) >= 3 and len(copiers) == 1 and len(sandbox) == 3 and len(dirs) == 5
+    wait_until(lambda: not any(hk.alive(p) for p in sandbox | copiers | {launcher}), 3,
+               "the sandbox's processes, the stream copier and the launcher to go")
     wait_until(lambda: hk.cgroup_dirs(wb.pid) == [], 3, "the launcher to remove the sandbox's cgroups")
     wait_until(lambda: not any(hk.bpf_prog_exists(i) for i in progs), 3, "the BPF programs to be freed")
 

@@ -59,7 +59,7 @@ class Options:
     stream: bool = True
     stream_pages: int = 8192
     """Syscall stream ring buffer, in 4 KiB pages (32 MiB: 0.3 s of a million syscalls a
-    second; user space copies records out of it at memcpy speed and decodes behind)."""
+    second; a copier process empties it at memcpy speed and the tracer decodes behind)."""
     ctrl_pages: int = 256
     """Control ring buffer (processes, denials), in pages (1 MiB)."""
     path_len: int = 256

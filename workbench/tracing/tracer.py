@@ -13,7 +13,6 @@ counted and published as `EventsLost`.
 
 from __future__ import annotations
 
-import collections
 import os
 import select
 import threading
@@ -26,14 +25,15 @@ from workbench.core.events import (
     EventsLost, Notice, OomKill, ProbeStatus, SyscallBatch, SyscallStats, now_ns,
 )
 from workbench.tracing import kernelmaps, loader
+from workbench.tracing import copier
+from workbench.tracing.copier import DATA, LOST, Copier
 from workbench.tracing.records import Decoder
 from workbench.tracing.ringbuf import RingReader, spans
 
 _MAX_NR = 512            # WB_MAX_NR
 _BATCH = 2048            # syscalls per SyscallBatch: few bus calls, still a fresh view
-_IDLE_WAIT_S = 0.01      # the stream ring never wakes us (cheaper in kernel): poll at 100 Hz
+_IDLE_WAIT_S = 0.01      # the control ring wakes us; the timeout only bounds a missed wakeup
 _LOST_EVERY_S = 0.5
-_USER_BUFFER = 256 << 20  # raw stream records waiting to be decoded; beyond it they are lost
 _sessions = 0
 _sessions_lock = threading.Lock()
 # wb_config.mode values (probes/wb_layout.h)
@@ -45,8 +45,11 @@ class Tracer:
     """eBPF probes for one sandbox at a time. All methods are safe from any thread."""
 
     def __init__(self, bus: Bus, stream: bool = True, rule_for: Callable[[str], str] | None = None,
-                 dump_bpf: bool = False, options: loader.Options | None = None, denials: bool = True):
+                 dump_bpf: bool = False, options: loader.Options | None = None, denials: bool = True,
+                 stream_queue: int = copier.QUEUE_LIMIT):
         self.bus = bus
+        self.stream_queue = stream_queue
+        """Bytes of stream records the copier keeps for a decoder that is behind; beyond, lost."""
         self.denials = denials
         """False under a backend whose own machinery looks like seccomp to the probes (gVisor)."""
         self.options = options or loader.Options(stream=stream)
@@ -61,7 +64,7 @@ class Tracer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._ctrl: RingReader | None = None
-        self._stream: RingReader | None = None
+        self._copier: Copier | None = None
         self._decoder: Decoder | None = None
         self._attached = False
         self._stopped = False
@@ -73,12 +76,9 @@ class Tracer:
         self._last_stats = SyscallStats(ts_ns=now_ns(), stats=())
         self._root_pid = 0
         self._probes_on: list[str] = []
-        # Stream records copied out of the kernel, waiting for the decoder thread: the kernel's
-        # buffer is freed at memcpy speed, decoding (microseconds per event) happens behind.
-        self._chunks: collections.deque[tuple[bytes, int]] = collections.deque()
-        self._chunk_bytes = 0
-        self._chunks_cv = threading.Condition()
-        self._producer_done = False
+        # The stream ring is emptied by a copier process (see copier.py: a thread of ours would
+        # stall with every garbage collection); the decoder thread reads its frames, decoding
+        # (microseconds per event) behind the kernel.
         self._decoder_thread: threading.Thread | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -130,14 +130,15 @@ class Tracer:
                 self._ctrl.skip_all()
                 if self.options.stream:
                     stream = bpf[b"wb_stream"]
-                    self._stream = RingReader(stream.map_fd, stream.max_entries)
-                    self._stream.skip_all()
+                    leftover = RingReader(stream.map_fd, stream.max_entries)
+                    leftover.skip_all()  # an earlier session's unread records, if any
+                    leftover.close()
+                    self._copier = Copier.spawn(stream.map_fd, stream.max_entries, self.stream_queue)
             except OSError as exc:
-                for reader in (self._ctrl, self._stream):
-                    if reader is not None:
-                        reader.close()
-                self._ctrl = self._stream = None
-                raise TracingUnavailable(f"cannot map the probes' ring buffers ({exc.strerror})",
+                if self._ctrl is not None:
+                    self._ctrl.close()
+                self._ctrl = None
+                raise TracingUnavailable(f"cannot read the probes' ring buffers ({exc.strerror})",
                                          "raise the locked-memory limit (ulimit -l), or pass --no-trace") from None
             self._decoder = Decoder(loaded.layouts, self.options.path_len, self.options.arg_len,
                                     self.rule_for, kernelmaps.proc_comm)
@@ -170,7 +171,7 @@ class Tracer:
                 return
             self._thread = threading.Thread(target=self._run, name="workbench-tracer-poll", daemon=True)
             self._thread.start()
-            if self._stream is not None:
+            if self._copier is not None:
                 self._decoder_thread = threading.Thread(target=self._decode_run, daemon=True,
                                                         name="workbench-tracer-decode")
                 self._decoder_thread.start()
@@ -214,12 +215,12 @@ class Tracer:
                 self._set_config(mode=_MODE_OFF, cgroup_id=0, gate_tid=0, gate_open=0)
                 loader.detach_all(loaded)
                 self._poll_once(final=True)
-                with self._chunks_cv:
-                    self._producer_done = True
-                    self._chunks_cv.notify_all()
-                if self._decoder_thread is not None:
-                    self._decoder_thread.join()
-                self._decode_pending()  # when start() was never called
+                if self._copier is not None:
+                    self._copier.finish()
+                    if self._decoder_thread is not None:
+                        self._decoder_thread.join()
+                    else:
+                        self._decode_frames()  # start() was never called
                 final = SyscallStats(ts_ns=now_ns(), stats=self._read_stats())
                 self._publish_lost()
                 with self._lock:
@@ -232,10 +233,11 @@ class Tracer:
             with self._lock:
                 self._final_lost = self._total_lost()
                 self._attached = False
-                for reader in (self._ctrl, self._stream):
-                    if reader is not None:
-                        reader.close()
-                self._ctrl = self._stream = None
+                if self._ctrl is not None:
+                    self._ctrl.close()
+                if self._copier is not None:
+                    self._copier.close()
+                self._ctrl = self._copier = None
                 self._loaded = None
             loader.release(loaded, keep=True)
 
@@ -323,8 +325,8 @@ class Tracer:
                 self.bus.publish(EventsLost(ts_ns=now_ns(), count=new, source=source))
 
     def _run(self) -> None:
-        # The poll thread only copies records out of the kernel's buffer: little CPU, but it must
-        # run soon when asked or the kernel drops records. The decoder is the opposite.
+        # The control ring: processes and denials, few records but each worth having; the
+        # decoder (CPU-heavy, behind) is the opposite.
         _renice(-5)
         ep = select.epoll()
         try:
@@ -350,10 +352,9 @@ class Tracer:
             ep.close()
 
     def _poll_once(self, final: bool = False) -> int:
-        """Drain the control ring (publishing what it held) and copy the stream's records out for
-        the decoder thread. Returns records read."""
+        """Drain the control ring, publishing what it held. Returns records read."""
         with self._poll_lock:
-            dec, ctrl, stream = self._decoder, self._ctrl, self._stream
+            dec, ctrl = self._decoder, self._ctrl
             if dec is None or ctrl is None:
                 return 0
             publish = self.bus.publish
@@ -372,53 +373,33 @@ class Tracer:
                     if isinstance(ev, OomKill) and not self._ours(ev.pid):
                         continue
                     publish(ev)
-                if stream is not None:
-                    while True:
-                        data, got = stream.take(stream.size // 4)
-                        if not got:
-                            break
-                        n += got
-                        with self._chunks_cv:
-                            if self._chunk_bytes + len(data) > _USER_BUFFER:
-                                self._user_lost += got  # the decoder is too far behind
-                            else:
-                                self._chunks.append((data, got))
-                                self._chunk_bytes += len(data)
-                                self._chunks_cv.notify()
                 total += n
                 if not final or n == 0:
                     return total
 
     def _decode_run(self) -> None:
         _renice(5)
-        while True:
-            with self._chunks_cv:
-                while not self._chunks and not self._producer_done:
-                    self._chunks_cv.wait()
-                if not self._chunks and self._producer_done:
-                    return
-            try:
-                self._decode_pending()
-            except Exception as exc:  # a decoding bug must not kill tracing silently
-                self.bus.publish(Notice(level="error", text=f"tracer decode failed: {exc!r}", source="probes"))
+        try:
+            self._decode_frames()
+        except Exception as exc:  # a decoding bug must not kill tracing silently
+            self.bus.publish(Notice(level="error", text=f"tracer decode failed: {exc!r}", source="probes"))
 
-    def _decode_pending(self) -> None:
-        """Decode the copied stream records into SyscallBatch events, oldest first."""
-        dec = self._decoder
-        if dec is None:
+    def _decode_frames(self) -> None:
+        """Decode the copier's frames into SyscallBatch events, oldest first, until it is done."""
+        dec, source = self._decoder, self._copier
+        if dec is None or source is None:
             return
         syscalls, publish = dec.syscalls, self.bus.publish
-        while True:
-            with self._chunks_cv:
-                if not self._chunks:
-                    return
-                data, _n = self._chunks.popleft()
-                self._chunk_bytes -= len(data)
+        for kind, count, data in source.frames():
+            if kind == LOST:
+                with self._lock:
+                    self._user_lost += count  # the copier's queue was full: we were too far behind
+            if kind != DATA:
+                continue
             view, where = memoryview(data), spans(data)
             for i in range(0, len(where), _BATCH):
                 batch = syscalls(view, where[i: i + _BATCH])
                 publish(SyscallBatch(ts_ns=batch[0].ts_ns, syscalls=tuple(batch)))
-                time.sleep(0)  # hand the GIL to the poll thread: it keeps the kernel ring empty
             view.release()
 
     def _ours(self, pid: int) -> bool:
