@@ -97,6 +97,23 @@ def test_a_newer_format_is_refused_with_the_fix(tmp_path):
         open_recording(path)
 
 
+@pytest.mark.parametrize("table", ["meta", "events"])
+def test_text_that_is_not_utf8_is_damage_not_a_traceback(tmp_path, table):
+    # Found by the hostile suite's bit flips: one flipped byte in a text column raised
+    # UnicodeDecodeError out of the reader.
+    path = tmp_path / "flipped.sqlite"
+    record(path, every_event()[:3])
+    db = sqlite3.connect(path)
+    column = "value" if table == "meta" else "payload"
+    db.execute(f"UPDATE {table} SET {column} = CAST(X'22CEFF22' AS TEXT) WHERE rowid = 1")
+    db.commit()
+    db.close()
+    with pytest.raises(RecordingError) as err:
+        with open_recording(path) as rec:
+            list(rec.events())
+    assert "not UTF-8" in str(err.value) and "\n" not in str(err.value)
+
+
 def test_a_truncated_file_is_a_one_line_error(tmp_path):
     path = tmp_path / "cut.sqlite"
     batches = [SyscallBatch(ts_ns=1000 + b, syscalls=tuple(syscall(i, ts=1000 + b) for i in range(101)))

@@ -78,6 +78,15 @@ def _check_file(path: str) -> None:
         raise _damaged(path, f"{size} bytes where the header announces {pages * page_size}")
 
 
+def _utf8(raw: bytes) -> str:
+    """Text columns of a damaged file may hold any bytes: that is damage like any other (every
+    reader path handles sqlite3.DatabaseError), not a UnicodeDecodeError for the user."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise sqlite3.DataError(f"text that is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+
+
 class Recording:
     """An open recording: `.meta` (dict) and `.events()` (typed events in time order)."""
 
@@ -86,6 +95,7 @@ class Recording:
         _check_file(self.path)
         try:
             self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            self._db.text_factory = _utf8
             rows = self._db.execute("SELECT key, value FROM meta").fetchall()
         except sqlite3.DatabaseError as exc:
             if "no such table" in str(exc):
