@@ -134,8 +134,13 @@ def run_bpftrace(count: int) -> float:
             seen.append(line.strip())  # a warning about RLIMIT_MEMLOCK may come first
         return timed(dd(count))
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=30)
+        proc.send_signal(signal.SIGINT)  # prints its map and exits
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # never leave a syscall hook behind on the host
+            proc.communicate()
+            raise
 
 
 def run_strace(count: int) -> float:

@@ -1,9 +1,18 @@
 /* Syscalls: every syscall of every thread in the sandbox, from raw_syscalls tracepoints.
  *
- * sys_enter stamps the entry time in a per-thread slot; sys_exit counts the call in per-cpu
- * aggregates (exact at any rate) and, with WB_STREAM, writes one record to the wb_stream ring
- * buffer. A sys_exit whose thread has a slot but no pending entry is a call seccomp answered
- * without running it (seccomp runs before the sys_enter tracepoint): a denial.
+ * sys_enter stamps the entry time; sys_exit counts the call in per-cpu aggregates (exact at any
+ * rate) and, with WB_STREAM, writes one record to the wb_stream ring buffer. A sys_exit of a
+ * thread we follow ("paired") with no pending entry is a call seccomp answered without running
+ * it (seccomp runs before the sys_enter tracepoint): a denial.
+ *
+ * Where a thread's state lives, because helper calls are the cost here (each one a call and a
+ * return through this kernel's mitigations, ~10-30 ns): in a per-CPU slot, owned by the task on
+ * that CPU, found without a helper call and checked against the task's saved-register pointer
+ * (unique per task, handed to both hooks). When a task is switched out, sched_switch moves its
+ * state into task-local storage and frees the slot; the next task to make a syscall on that CPU
+ * claims the slot and takes its state back (and its sandbox membership is checked then, once per
+ * stay on the CPU, not per call). A syscall-bound app that keeps its CPU pays two clock reads and
+ * a few loads per call.
  *
  * Raw tracepoints, because merely switching syscall tracing on is most of the cost and the raw
  * form is the cheapest (see docs/probes/syscalls.md). Arguments are read at sys_exit from the
@@ -18,17 +27,29 @@
 #define WB_STREAM_PAGES 8192   /* 32 MiB with 4 KiB pages */
 #endif
 
+/* A followed thread's syscall state. */
 struct wb_inflight {
     u64 ts;                    /* entry time; 0 when no call is pending */
     u32 nr;                    /* the pending call (saves reading orig_ax at exit) */
     u32 gen;                   /* wb_config.gen of the session that made it */
     u8 counted;                /* entered after the start gate opened */
-    u8 pad[7];
+    u8 paired;                 /* seen entering (or returning from fork): exits pair with entries */
+    u8 pad[6];
 };
 
-/* Task-local storage: found through the task itself (no hash lookup per syscall) and freed by
- * the kernel with its task. */
+/* The state of the task on this CPU, while it stays there. */
+struct wb_oncpu {
+    u64 regs;                  /* owner's saved user registers (its identity); 0: free */
+    u64 pid_tgid;              /* the owner's */
+    struct wb_inflight st;
+    u32 moves;                 /* wb_config.moves when membership was last checked */
+    u8 member;                 /* the owner is in the sandbox (checked when it claimed the slot) */
+    u8 pad[3];
+};
+
+/* Task-local storage: where a task's state waits while it is off the CPU; freed with its task. */
 BPF_TASK_STORAGE(wb_inflight, struct wb_inflight);
+BPF_PERCPU_ARRAY(wb_oncpu, struct wb_oncpu, 1);
 BPF_PERCPU_ARRAY(wb_sysrows, struct wb_sysrow, WB_MAX_NR);
 BPF_PERCPU_HASH(wb_errors, u32, u64, 4096);            /* key: nr << 12 | errno */
 BPF_HASH(wb_exit_info, u32, struct wb_exit_info, WB_MAX_TASKS);
@@ -106,22 +127,9 @@ static __always_inline void wb_emit_argv(u64 pid_tgid, struct pt_regs *regs, u32
 }
 
 #ifdef WB_STREAM
-static __always_inline void wb_stream_out(u64 pid_tgid, u32 nr, u64 ts, u64 dur, s64 ret,
-                                          u64 args[6], u16 flags, struct wb_denial_rec *blobs)
+static __always_inline void wb_fill_sys(struct wb_sys_rec *r, u64 pid_tgid, u32 nr, u64 ts, u64 dur,
+                                        s64 ret, u64 args[6], u16 flags)
 {
-    struct wb_argkind *k = wb_argkinds.lookup(&nr);
-    int with_blobs = k && k->kind[0] != WB_ARG_NONE;
-    struct wb_sys_rec *r;
-    /* Wake the reader only now and then: a wakeup per event would cost more than the event. */
-    u64 wake = BPF_RB_NO_WAKEUP;
-    if (with_blobs)
-        r = wb_stream.ringbuf_reserve(sizeof(struct wb_sys_path_rec));
-    else
-        r = wb_stream.ringbuf_reserve(sizeof(struct wb_sys_rec));
-    if (!r) {
-        wb_count_lost(WB_LOST_STREAM);
-        return;
-    }
     r->ts = ts;
     r->dur = dur;
 #pragma unroll
@@ -134,36 +142,120 @@ static __always_inline void wb_stream_out(u64 pid_tgid, u32 nr, u64 ts, u64 dur,
     r->flags = flags;
     r->blob_len[0] = r->blob_len[1] = 0;
     r->pad = 0;
-    if (with_blobs) {
-        struct wb_sys_path_rec *p = (struct wb_sys_path_rec *)r;
-        if (blobs) {           /* already decoded for the denial record */
-            bpf_probe_read_kernel(&p->b, sizeof(p->b), &blobs->b);
-            r->blob_len[0] = blobs->blob_len[0];
-            r->blob_len[1] = blobs->blob_len[1];
-        } else {
-            wb_read_blobs(nr, args, &p->b, r->blob_len);
-        }
+}
+
+static __always_inline void wb_stream_out(u64 pid_tgid, u32 nr, u64 ts, u64 dur, s64 ret,
+                                          u64 args[6], u16 flags, struct wb_denial_rec *blobs)
+{
+    /* Never wake the reader: a wakeup per event would cost more than the event (it polls). */
+    struct wb_argkind *k = wb_argkinds.lookup(&nr);
+    if (!k || k->kind[0] == WB_ARG_NONE) {
+        /* Most calls: built on the stack and copied in one helper call (reserve + submit is two). */
+        struct wb_sys_rec plain;
+        wb_fill_sys(&plain, pid_tgid, nr, ts, dur, ret, args, flags);
+        if (wb_stream.ringbuf_output(&plain, sizeof(plain), BPF_RB_NO_WAKEUP))
+            wb_count_lost(WB_LOST_STREAM);
+        return;
     }
-    wb_stream.ringbuf_submit(r, wake);
+    /* With decoded paths or addresses: too big for the stack, written in place. */
+    struct wb_sys_path_rec *p = wb_stream.ringbuf_reserve(sizeof(struct wb_sys_path_rec));
+    if (!p) {
+        wb_count_lost(WB_LOST_STREAM);
+        return;
+    }
+    struct wb_sys_rec *r = (struct wb_sys_rec *)p;
+    wb_fill_sys(r, pid_tgid, nr, ts, dur, ret, args, flags);
+    if (blobs) {               /* already decoded for the denial record */
+        bpf_probe_read_kernel(&p->b, sizeof(p->b), &blobs->b);
+        r->blob_len[0] = blobs->blob_len[0];
+        r->blob_len[1] = blobs->blob_len[1];
+    } else {
+        wb_read_blobs(nr, args, &p->b, r->blob_len);
+    }
+    wb_stream.ringbuf_submit(p, BPF_RB_NO_WAKEUP);
 }
 #endif
+
+/* The slot of this CPU for the task whose registers are at `regs`: its own already, or claimed
+ * now (its state back from task storage, its membership checked). NULL when the task is not
+ * followed. */
+static __always_inline struct wb_oncpu *wb_claim(struct wb_config *c, u64 regs)
+{
+    int zero = 0;
+    struct wb_oncpu *s = wb_oncpu.lookup(&zero);
+    if (!s)
+        return NULL;
+    if (s->regs == regs && s->st.gen == c->gen) {
+        if (s->moves != c->moves) {   /* a task changed cgroups somewhere: is ours still in? */
+            s->moves = c->moves;
+            s->member = wb_in_sandbox(c, s->pid_tgid >> 32);
+        }
+        return s->member ? s : NULL;
+    }
+    u64 pid_tgid = bpf_get_current_pid_tgid();
+    s->moves = c->moves;
+    s->regs = regs;
+    s->pid_tgid = pid_tgid;
+    s->st.gen = c->gen;
+    s->st.ts = 0;
+    s->st.paired = 0;
+    s->st.counted = 0;
+    s->member = wb_in_sandbox(c, pid_tgid >> 32);
+    if (!s->member)
+        return NULL;           /* remembered until the task leaves the CPU: its next calls cost nothing */
+    struct wb_inflight *f = wb_inflight.task_storage_get(bpf_get_current_task_btf(), NULL, 0);
+    if (f && f->gen == c->gen)
+        s->st = *f;
+    return s;
+}
+
+/* The task on this CPU is leaving it: keep its state with the task, free the slot. `current` is
+ * still the task leaving. A valid slot is always its own: only it ran here since the last switch. */
+int wb_sched_switch(struct bpf_raw_tracepoint_args *ctx)
+{
+    int zero = 0;
+    struct wb_oncpu *s = wb_oncpu.lookup(&zero);
+    if (!s || !s->regs)
+        return 0;
+    s->regs = 0;
+    if (!s->member)
+        return 0;
+    struct wb_config *c = wb_cfg();
+    if (!c || c->mode == WB_MODE_OFF || s->st.gen != c->gen)
+        return 0;
+    struct wb_inflight *f = wb_inflight.task_storage_get(bpf_get_current_task_btf(), NULL,
+                                                         BPF_LOCAL_STORAGE_GET_F_CREATE);
+    if (f)
+        *f = s->st;
+    return 0;
+}
+
+/* A task moved to another cgroup (any task, any hierarchy: rare): every slot checks its owner's
+ * membership again at its next call. */
+TRACEPOINT_PROBE(cgroup, cgroup_attach_task)
+{
+    struct wb_config *c = wb_cfg();
+    if (c && c->mode == WB_MODE_CGROUP)
+        __sync_fetch_and_add(&c->moves, 1);
+    return 0;
+}
 
 int wb_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 {
     struct wb_config *c = wb_cfg();
     if (!c || c->mode == WB_MODE_OFF)
         return 0;
-    u64 pid_tgid = bpf_get_current_pid_tgid();
-    u32 tid = (u32)pid_tgid;
-    if (!wb_in_sandbox(c, pid_tgid >> 32))
+    struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+    struct wb_oncpu *s = wb_claim(c, (u64)regs);
+    if (!s)
         return 0;
+    u64 pid_tgid = s->pid_tgid;
     u32 nr = (u32)ctx->args[1];
     u8 counted = c->gate_open;
-    if (!counted && tid == c->gate_tid && nr == WB_NR_EXECVE) {
+    if (!counted && (u32)pid_tgid == c->gate_tid && nr == WB_NR_EXECVE) {
         c->gate_open = 1;      /* the app's first instruction is next: record from here on */
         counted = 1;
     }
-    struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
     if (counted && (nr == WB_NR_EXECVE || nr == WB_NR_EXECVEAT))
         wb_emit_argv(pid_tgid, regs, nr);
     if (nr == WB_NR_EXIT || nr == WB_NR_EXIT_GROUP) {
@@ -172,7 +264,7 @@ int wb_sys_enter(struct bpf_raw_tracepoint_args *ctx)
         u64 status = 0;
         bpf_probe_read_kernel(&status, sizeof(status), &regs->di);
         struct wb_exit_info info = {.exit_code = (s32)(status & 0xff), .signal = 0};
-        if (nr == WB_NR_EXIT_GROUP || tid == tgid)
+        if (nr == WB_NR_EXIT_GROUP || (u32)pid_tgid == tgid)
             wb_exit_info.update(&tgid, &info);
         if (counted) {
             wb_aggregate(nr, 0, 0);
@@ -184,14 +276,10 @@ int wb_sys_enter(struct bpf_raw_tracepoint_args *ctx)
         }
         return 0;
     }
-    struct wb_inflight *f = wb_inflight.task_storage_get(bpf_get_current_task_btf(), NULL,
-                                                         BPF_LOCAL_STORAGE_GET_F_CREATE);
-    if (f) {
-        f->nr = nr;
-        f->gen = c->gen;
-        f->counted = counted;
-        f->ts = bpf_ktime_get_ns();
-    }
+    s->st.nr = nr;
+    s->st.counted = counted;
+    s->st.paired = 1;
+    s->st.ts = bpf_ktime_get_ns();
     return 0;
 }
 
@@ -202,15 +290,13 @@ int wb_sys_exit(struct bpf_raw_tracepoint_args *ctx)
         return 0;
     struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
     s64 ret = (s64)ctx->args[1];
-    /* A slot of this session marks a sandbox task already: no cgroup check on that path (it is
-     * a third of the work here). Tasks without one are checked below. */
-    struct wb_inflight *f = wb_inflight.task_storage_get(bpf_get_current_task_btf(), NULL, 0);
-    if (f && f->gen != c->gen)
-        f = NULL;              /* left by an earlier sandbox of a reused object */
-    u64 pid_tgid = bpf_get_current_pid_tgid();
+    struct wb_oncpu *s = wb_claim(c, (u64)regs);
+    if (!s)
+        return 0;
+    u64 pid_tgid = s->pid_tgid;
     u32 tid = (u32)pid_tgid;
     u32 nr;
-    if (!f) {
+    if (!s->st.paired) {
         /* A thread we never saw enter: either it was inside a syscall when we attached, or it
          * is a new task returning from fork. From now on its calls are paired. */
         if (ret != 0)
@@ -218,41 +304,25 @@ int wb_sys_exit(struct bpf_raw_tracepoint_args *ctx)
         u64 nr64 = 0;
         bpf_probe_read_kernel(&nr64, sizeof(nr64), &regs->orig_ax);
         nr = (u32)nr64;
-        if (nr != WB_NR_CLONE && nr != WB_NR_CLONE3 && nr != WB_NR_FORK && nr != WB_NR_VFORK)
-            return 0;
-        if (!wb_in_sandbox(c, pid_tgid >> 32))
-            return 0;
-        struct wb_inflight *fresh = wb_inflight.task_storage_get(
-            bpf_get_current_task_btf(), NULL, BPF_LOCAL_STORAGE_GET_F_CREATE);
-        if (fresh) {
-            fresh->ts = 0;
-            fresh->gen = c->gen;
-        }
+        if (nr == WB_NR_CLONE || nr == WB_NR_CLONE3 || nr == WB_NR_FORK || nr == WB_NR_VFORK)
+            s->st.paired = 1;
         return 0;
     }
     u64 now = bpf_ktime_get_ns();
-    if (f->ts) {
-        nr = f->nr;
-    } else {
-        u64 nr64 = 0;
-        bpf_probe_read_kernel(&nr64, sizeof(nr64), &regs->orig_ax);
-        nr = (u32)nr64;
-    }
-    u64 ts = f->ts, dur = 0;
+    u64 ts = s->st.ts, dur = 0;
     u16 flags = 0;
     if (ts) {
-        if (!f->counted) {
-            f->ts = 0;
+        nr = s->st.nr;
+        s->st.ts = 0;
+        if (!s->st.counted)
             return 0;
-        }
-        f->ts = 0;
         dur = now - ts;
         wb_aggregate(nr, ret, dur);
     } else {
-        /* Paired thread, no pending entry: seccomp answered this call — or the task has left
-         * the sandbox since (its entries are no longer taken): that costs a cgroup read here. */
-        if (!wb_in_sandbox(c, pid_tgid >> 32))
-            return 0;
+        /* Paired thread, no pending entry: seccomp answered this call. */
+        u64 nr64 = 0;
+        bpf_probe_read_kernel(&nr64, sizeof(nr64), &regs->orig_ax);
+        nr = (u32)nr64;
         if (!c->gate_open) {
             /* The app's execve itself refused: it never entered, so the gate opens here. */
             if (tid != c->gate_tid || (nr != WB_NR_EXECVE && nr != WB_NR_EXECVEAT))
@@ -263,6 +333,8 @@ int wb_sys_exit(struct bpf_raw_tracepoint_args *ctx)
         flags = 1;
         wb_aggregate(nr, ret, 0);
     }
+    if (ret == 0 && (nr == WB_NR_EXECVE || nr == WB_NR_EXECVEAT))
+        s->pid_tgid = bpf_get_current_pid_tgid();  /* a thread's exec takes its leader's pid */
     u64 args[6];
 #ifndef WB_STREAM
     if (!flags)

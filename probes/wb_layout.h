@@ -60,7 +60,7 @@ struct wb_config {
     __u32 gate_open;
     __u32 gen;                 /* session number: per-task state of earlier sessions is stale */
     __u32 cgroup_level;        /* depth of cgroup_id in the v2 tree, or WB_LEVEL_EXACT */
-    __u32 pad;
+    __u32 moves;               /* cgroup migrations seen (any task): membership checks go stale */
 };
 
 struct wb_argkind {

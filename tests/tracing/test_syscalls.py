@@ -100,6 +100,28 @@ def test_a_task_that_leaves_the_sandbox_is_no_longer_counted(make_tracer, sandbo
     assert not any(s.denied for s in recorder.syscalls())
 
 
+def test_tasks_taking_turns_on_one_cpu_are_counted_exactly(make_tracer, sandboxes, recorder, workload):
+    # The probes keep a task's syscall state in a per-CPU slot and move it out with the task at
+    # every context switch (probes/syscalls.c). Two processes pinned to one CPU, each read
+    # blocking until the other writes: 2 x 1001 switches in the middle of a pending read. A state
+    # lost on the way would turn those reads into seccomp denials or drop them from the counts.
+    t = make_tracer()
+    t.compile()
+    held = sandboxes.launch([workload, "pingpong", "1001"])
+    t.attach(held.cgroup_id, held.pid, held.pid)
+    t.start()
+    held.release()
+    assert held.wait() == 0
+    t.stop()
+    stats, calls = t.stats(), recorder.syscalls()
+    assert count_of(stats, "getppid") == 2002
+    assert not any(s.denied for s in calls)
+    pipe_reads = [s for s in calls if s.name == "read" and s.ret == 1 and s.args[2] == 1]
+    assert len(pipe_reads) == 2002 and all(s.duration_ns > 0 for s in pipe_reads)
+    for name in ("getppid", "read", "write"):  # the stream and the kernel's counts agree
+        assert len([s for s in calls if s.name == name]) == count_of(stats, name)
+
+
 def test_aggregates_only_mode_counts_without_a_stream(make_tracer, sandboxes, recorder, workload):
     t, held, code, stats = run_traced(make_tracer, sandboxes, [workload, "getppid", "23"], stream=False)
     assert count_of(stats, "getppid") == 23

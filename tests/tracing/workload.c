@@ -8,10 +8,14 @@
  *   workload connect PORT       connect a TCP socket to 127.0.0.1:PORT (refused is fine)
  *   workload threads T N        T threads make N getppid calls each, joined, exit 0
  *   workload movecg DIR N       move into a new v2 cgroup DIR, then N getppid calls, exit 0
+ *   workload pingpong N         parent and child, both on CPU 0, hand a byte back and forth over
+ *                               two pipes N times with a getppid each turn: every read blocks and
+ *                               switches to the other (N getppid calls each), exit 0
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <pthread.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +50,34 @@ int main(int argc, char **argv)
         for (int i = 0, n = atoi(argv[3]); i < n; i++)
             syscall(SYS_getppid);
         return 0;
+    }
+    if (argc >= 3 && !strcmp(argv[1], "pingpong")) {
+        int ping[2], pong[2];
+        long n = atol(argv[2]);
+        char byte = 'x';
+        cpu_set_t cpu0;
+        CPU_ZERO(&cpu0);
+        CPU_SET(0, &cpu0);
+        if (sched_setaffinity(0, sizeof(cpu0), &cpu0) || pipe(ping) || pipe(pong))
+            return 3;
+        pid_t child = fork();
+        if (child < 0)
+            return 4;
+        int in = child ? pong[0] : ping[0], out = child ? ping[1] : pong[1];
+        for (long i = 0; i < n; i++) {
+            if (child && write(out, &byte, 1) != 1)
+                return 5;
+            if (read(in, &byte, 1) != 1)
+                return 6;
+            syscall(SYS_getppid);
+            if (!child && write(out, &byte, 1) != 1)
+                return 7;
+        }
+        if (!child)
+            _exit(0);
+        int status = 0;
+        waitpid(child, &status, 0);
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 8;
     }
     if (argc >= 4 && !strcmp(argv[1], "threads")) {
         pthread_t t[64];

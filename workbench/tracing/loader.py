@@ -30,7 +30,9 @@ SOURCES = ("wb_common.h", "syscalls.c", "processes.c")
 TRACEFS = Path("/sys/kernel/tracing")
 
 # Raw tracepoints (cheapest per event: the syscall hooks) and ordinary ones (layout from tracefs).
-RAW_TRACEPOINTS = {"sys_enter": "wb_sys_enter", "sys_exit": "wb_sys_exit"}
+# sched_switch first: the syscall hooks keep a task's state in a per-CPU slot that only stays
+# right while sched_switch moves it out with its task (probes/syscalls.c).
+RAW_TRACEPOINTS = {"sched_switch": "wb_sched_switch", "sys_enter": "wb_sys_enter", "sys_exit": "wb_sys_exit"}
 TRACEPOINTS = {
     "task:task_newtask": "tracepoint__task__task_newtask",
     "sched:sched_process_exec": "tracepoint__sched__sched_process_exec",
@@ -38,13 +40,14 @@ TRACEPOINTS = {
     "signal:signal_deliver": "tracepoint__signal__signal_deliver",
     "signal:signal_generate": "tracepoint__signal__signal_generate",
     "oom:mark_victim": "tracepoint__oom__mark_victim",
+    "cgroup:cgroup_attach_task": "tracepoint__cgroup__cgroup_attach_task",
 }
 # Which user-facing probe each hook belongs to (ProbeStatus.probe).
 PROBE_OF_HOOK = {
-    "sys_enter": "syscalls", "sys_exit": "syscalls", "task:task_newtask": "processes",
+    "sched_switch": "syscalls", "sys_enter": "syscalls", "sys_exit": "syscalls", "task:task_newtask": "processes",
     "sched:sched_process_exec": "processes", "sched:sched_process_exit": "processes",
     "signal:signal_deliver": "processes", "signal:signal_generate": "seccomp",
-    "oom:mark_victim": "oom",
+    "oom:mark_victim": "oom", "cgroup:cgroup_attach_task": "syscalls",
 }
 PROBES = ("syscalls", "seccomp", "processes", "oom")
 
