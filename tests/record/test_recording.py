@@ -114,6 +114,20 @@ def test_text_that_is_not_utf8_is_damage_not_a_traceback(tmp_path, table):
     assert "not UTF-8" in str(err.value) and "\n" not in str(err.value)
 
 
+def test_a_flipped_bit_in_the_schema_is_damage_not_a_traceback(tmp_path):
+    # Found by the hostile suite's bit flips in CI: SQLite's error message quotes the damaged
+    # schema text, and Python failed decoding the message itself.
+    path = tmp_path / "schema.sqlite"
+    record(path, every_event()[:3])
+    data = bytearray(path.read_bytes())
+    data[data.find(b"viewdenialsdenials") + 4] ^= 0x80
+    path.write_bytes(bytes(data))
+    with pytest.raises(RecordingError) as err:
+        with open_recording(path) as rec:
+            list(rec.events())
+    assert "damaged" in str(err.value) and "\n" not in str(err.value)
+
+
 def test_a_truncated_file_is_a_one_line_error(tmp_path):
     path = tmp_path / "cut.sqlite"
     batches = [SyscallBatch(ts_ns=1000 + b, syscalls=tuple(syscall(i, ts=1000 + b) for i in range(101)))

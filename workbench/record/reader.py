@@ -78,6 +78,11 @@ def _check_file(path: str) -> None:
         raise _damaged(path, f"{size} bytes where the header announces {pages * page_size}")
 
 
+# What a damaged file raises from sqlite3: its errors, and UnicodeDecodeError when SQLite's own
+# error message quotes damaged bytes (a flipped byte in the schema).
+_DAMAGE = (sqlite3.DatabaseError, UnicodeDecodeError)
+
+
 def _utf8(raw: bytes) -> str:
     """Text columns of a damaged file may hold any bytes: that is damage like any other (every
     reader path handles sqlite3.DatabaseError), not a UnicodeDecodeError for the user."""
@@ -97,7 +102,7 @@ class Recording:
             self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
             self._db.text_factory = _utf8
             rows = self._db.execute("SELECT key, value FROM meta").fetchall()
-        except sqlite3.DatabaseError as exc:
+        except _DAMAGE as exc:
             if "no such table" in str(exc):
                 raise RecordingError(f"{self.path}: an SQLite file but not a workbench recording (no meta table)",
                                      "give a file made with --record") from None
@@ -115,7 +120,7 @@ class Recording:
                                  f"up to {FORMAT_VERSION})", "upgrade workbench to read it")
         try:
             first, last, count = self._db.execute("SELECT min(ts_ns), max(ts_ns), count(*) FROM events").fetchone()
-        except sqlite3.DatabaseError as exc:
+        except _DAMAGE as exc:
             raise _damaged(self.path, str(exc)) from None
         self.start_ns: int = first or 0
         """Time of the first event (CLOCK_MONOTONIC ns of the recorded session)."""
@@ -125,7 +130,7 @@ class Recording:
         # Files from before the source/extra columns (same format version: the columns only add).
         try:
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(syscalls)")}
-        except sqlite3.DatabaseError as exc:
+        except _DAMAGE as exc:
             raise _damaged(self.path, str(exc)) from None
         self._source = "source" if "source" in columns else "'host'"
         self._extra = "extra" if "extra" in columns else "NULL"
@@ -158,7 +163,7 @@ class Recording:
                                      extra=self._extra.replace("extra", "s.extra"))
             cursor = self._db.execute(sql, params)
             yield from self._decode(cursor)
-        except sqlite3.DatabaseError as exc:
+        except _DAMAGE as exc:
             raise _damaged(self.path, str(exc)) from None
         except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
             # A damaged row (bad JSON, a field missing or of the wrong type): the file is not
@@ -207,14 +212,14 @@ class Recording:
                + " GROUP BY name")
         try:
             return dict(self._db.execute(sql, params).fetchall())
-        except sqlite3.DatabaseError as exc:
+        except _DAMAGE as exc:
             raise _damaged(self.path, str(exc)) from None
 
     def sources(self) -> set[str]:
         """Where the recorded syscalls come from: {"host"}, or {"gvisor", "host"} under gVisor."""
         try:
             return {row[0] for row in self._db.execute(f"SELECT DISTINCT {self._source} FROM syscalls")}
-        except sqlite3.DatabaseError as exc:
+        except _DAMAGE as exc:
             raise _damaged(self.path, str(exc)) from None
 
     def syscalls(self, names: tuple[str, ...] | list[str]) -> Iterator[Syscall]:
@@ -227,7 +232,7 @@ class Recording:
                 sc = Syscall(r[0], r[1], r[2], r[3], r[4], r[5], tuple(json.loads(r[10])), r[6], r[7], r[8],
                              decoded, bool(r[9]), r[12])
                 yield sc if r[13] is None else _with_extra(sc, r[13])
-        except sqlite3.DatabaseError as exc:
+        except _DAMAGE as exc:
             raise _damaged(self.path, str(exc)) from None
         except (ValueError, TypeError) as exc:
             raise _damaged(self.path, f"a syscall does not decode: {type(exc).__name__}: {exc}") from None
