@@ -9,3 +9,4 @@ test: setup
 bench: setup
 	.venv/bin/python bench/launch.py
 	.venv/bin/python bench/overhead.py
+	.venv/bin/python bench/probe_costs.py
