@@ -15,6 +15,9 @@
     (1ULL << 25) | (1ULL << 26) | (1ULL << 27) | (1ULL << 29) | (1ULL << 30) | (1ULL << 31))
 #define WB_SIGSYS 31
 #define WB_SYS_SECCOMP 1       /* si_code of a SIGSYS raised by seccomp */
+#define WB_AUDIT_ARCH_X86_64 0xC000003EU
+#define WB_AUDIT_ARCH_I386 0x40000003U
+#define WB_X32_SYSCALL_BIT 0x40000000
 #define WB_CLONE_THREAD 0x00010000
 #define WB_SA_IMMUTABLE 0x00800000 /* kernel-internal sa_flags bit set by seccomp's kill */
 
@@ -85,7 +88,7 @@ static __always_inline void wb_emit_sigsys_denial(u64 pid_tgid, struct wb_sigsys
     r->action = action;
     r->blob_len[0] = s->blob_len[0];
     r->blob_len[1] = s->blob_len[1];
-    r->pad = 0;
+    r->arch = s->arch;
     bpf_probe_read_kernel(&r->b, sizeof(r->b), &s->b);
     wb_ctrl.ringbuf_submit(r, 0);
 }
@@ -169,20 +172,51 @@ TRACEPOINT_PROBE(signal, signal_deliver)
     return 0;
 }
 
-/* Seccomp's kill and trap actions raise SIGSYS in the offending task, before the call is skipped.
- * The syscall is still in that task's registers. Whether it was a trap or a kill is learnt next:
- * a sys_exit (trap) or the task's exit (kill). */
-TRACEPOINT_PROBE(signal, signal_generate)
+/* The part of a siginfo a seccomp SIGSYS fills (uapi layout, stable ABI: three ints, then the
+ * union at offset 16 holding _sigsys: call address, syscall number, AUDIT_ARCH_*). */
+struct wb_siginfo_sigsys {
+    s32 signo;
+    s32 err;
+    s32 code;
+    s32 pad;
+    u64 call_addr;
+    s32 syscall;
+    u32 arch;
+};
+
+/* i386 arguments: ebx, ecx, edx, esi, edi, ebp (pt_regs from bp to di is contiguous). */
+static __always_inline void wb_read_args_i386(struct pt_regs *regs, u64 args[6])
 {
-    if (args->sig != WB_SIGSYS || args->code != WB_SYS_SECCOMP)
+    struct { u64 bp, bx, r11, r10, r9, r8, ax, cx, dx, si, di; } t = {};
+    bpf_probe_read_kernel(&t, sizeof(t), &regs->bp);
+    args[0] = (u32)t.bx;
+    args[1] = (u32)t.cx;
+    args[2] = (u32)t.dx;
+    args[3] = (u32)t.si;
+    args[4] = (u32)t.di;
+    args[5] = (u32)t.bp;
+}
+
+/* Seccomp's kill and trap actions raise SIGSYS in the offending task, before the call is skipped.
+ * Whether it was a trap or a kill is learnt next: a sys_exit (trap) or the task's exit (kill).
+ * A raw tracepoint, for the siginfo: its syscall number and AUDIT_ARCH name the call whichever
+ * ABI it came through (`int $0x80` numbers are i386's table, not x86-64's). */
+int wb_signal_generate(struct bpf_raw_tracepoint_args *ctx)
+{
+    /* signal_generate(int sig, struct kernel_siginfo *info, struct task_struct *task, ...) */
+    if ((int)ctx->args[0] != WB_SIGSYS || ctx->args[1] <= 1)   /* 0, 1: no siginfo */
         return 0;
+    struct wb_siginfo_sigsys si = {};
+    bpf_probe_read_kernel(&si, sizeof(si), (void *)ctx->args[1]);
+    if (si.code != WB_SYS_SECCOMP || ctx->args[2] != bpf_get_current_task())
+        return 0;              /* seccomp signals the caller itself */
     struct wb_config *c = wb_cfg();
     if (!c || c->mode == WB_MODE_OFF)
         return 0;
     u64 pid_tgid = bpf_get_current_pid_tgid();
     u32 tid = (u32)pid_tgid;
     /* Before the gate opens only the gate task's execve counts (the app refused at birth). */
-    if (args->pid != tid || (!c->gate_open && tid != c->gate_tid) || !wb_in_sandbox(c, pid_tgid >> 32))
+    if ((!c->gate_open && tid != c->gate_tid) || !wb_in_sandbox(c, pid_tgid >> 32))
         return 0;
     int zero = 0;
     /* Built in a per-cpu scratch slot (too big for the stack), then copied into the map. */
@@ -190,17 +224,23 @@ TRACEPOINT_PROBE(signal, signal_generate)
     if (!s)
         return 0;
     struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-    u64 nr = 0;
-    bpf_probe_read_kernel(&nr, sizeof(nr), &regs->orig_ax);
+    int native = si.arch == WB_AUDIT_ARCH_X86_64 && !(si.syscall & WB_X32_SYSCALL_BIT);
     s->ts = bpf_ktime_get_ns();
-    wb_read_args(regs, s->args);
-    s->nr = (u32)nr;
+    s->nr = (u32)si.syscall;
+    s->arch = si.arch;
+    s->pad = 0;
+    if (si.arch == WB_AUDIT_ARCH_I386)
+        wb_read_args_i386(regs, s->args);
+    else
+        wb_read_args(regs, s->args);
     if (!c->gate_open) {
-        if (s->nr != WB_NR_EXECVE && s->nr != WB_NR_EXECVEAT)
+        if (!native || (s->nr != WB_NR_EXECVE && s->nr != WB_NR_EXECVEAT))
             return 0;
         c->gate_open = 1;
     }
-    wb_read_blobs(s->nr, s->args, &s->b, s->blob_len);
+    s->blob_len[0] = s->blob_len[1] = 0;
+    if (native)                /* which arguments are paths: known for x86-64 numbers only */
+        wb_read_blobs(s->nr, s->args, &s->b, s->blob_len);
     wb_sigsys.update(&tid, s);
     return 0;
 }

@@ -355,7 +355,7 @@ int wb_sys_exit(struct bpf_raw_tracepoint_args *ctx)
                 d->args[i] = args[i];
             d->ret = ret;
             d->nr = nr;
-            d->pad = 0;
+            d->arch = 0;
             wb_read_blobs(nr, args, &d->b, d->blob_len);
             if (wb_ctrl.ringbuf_output(d, sizeof(*d), 0))
                 wb_count_lost(WB_LOST_CTRL);

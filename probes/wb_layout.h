@@ -149,7 +149,7 @@ struct wb_denial_rec {
     __u32 nr;
     __u32 action;
     __u16 blob_len[2];
-    __u32 pad;
+    __u32 arch;                /* AUDIT_ARCH_* of the call's ABI (from SIGSYS's siginfo); 0: x86-64 */
     struct wb_blobs b;
 };
 
@@ -171,8 +171,10 @@ struct wb_exit_info {
 struct wb_sigsys {
     __u64 ts;
     __u64 args[6];
-    __u32 nr;
+    __u32 nr;                  /* as the filter saw it: the ABI's own number (x32: with bit 30) */
     __u16 blob_len[2];
+    __u32 arch;                /* AUDIT_ARCH_* */
+    __u32 pad;
     struct wb_blobs b;
 };
 

@@ -82,21 +82,22 @@ class ReportBuilder:
                 entry["errors"][s.errno] = entry["errors"].get(s.errno, 0) + 1
 
     def _on_SeccompDenial(self, e: ev.SeccompDenial) -> None:
-        key = (e.syscall, e.pid, e.action, repr(sorted(e.args.items())))
+        key = (e.syscall, e.abi, e.pid, e.action, repr(sorted(e.args.items())))
         entry = self.denials.get(key)
         if entry is None and len(self.denials) >= MAX_DENIAL_ROWS:
             # A sandbox can make endless distinct denials (a new path each time): past the cap,
             # the arguments are dropped and the rest is counted per syscall, process and action.
-            key = (e.syscall, e.pid, e.action, "*")
+            key = (e.syscall, e.abi, e.pid, e.action, "*")
             entry = self.denials.get(key)
             if entry is None:
                 entry = self.denials[key] = {"syscall": e.syscall, "action": e.action, "errno": e.errno,
                                              "pid": e.pid, "comm": e.comm, "args": {}, "count": 0,
-                                             "rule": e.rule, "source": e.source, "args_dropped": True}
+                                             "rule": e.rule, "source": e.source, "abi": e.abi,
+                                             "args_dropped": True}
         if entry is None:
             self.denials[key] = {"syscall": e.syscall, "action": e.action, "errno": e.errno, "pid": e.pid,
                                  "comm": e.comm, "args": dict(e.args), "count": 1, "rule": e.rule,
-                                 "source": e.source}
+                                 "source": e.source, "abi": e.abi}
         else:
             entry["count"] += 1
 

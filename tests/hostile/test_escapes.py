@@ -240,12 +240,17 @@ def test_calls_through_other_abis_are_reported_as_kills(escape):
     assert {d["comm"] for d in kills} == {"other-abis"}
 
 
-@pytest.mark.xfail(strict=True, reason="tracing: a call killed through the i386 ABI is named with the x86-64 "
-                                       "table (int $0x80 sethostname, nr 74, shows as 'fsync'; the x32 one as "
-                                       "'syscall_1073741994'): the SIGSYS siginfo's si_arch says which table")
 def test_calls_through_other_abis_are_named_for_their_abi(escape):
-    names = sorted(d["syscall"] for d in escape["result"].report["seccomp_denials"] if d["action"] == "kill")
-    assert all("sethostname" in n for n in names), names
+    # Named from the SIGSYS siginfo (its arch and number): `int $0x80` with 74 is i386's
+    # sethostname, not x86-64's fsync; the x32 call is 170 with bit 30 set.
+    kills = sorted((d["syscall"], d["abi"]) for d in escape["result"].report["seccomp_denials"]
+                   if d["action"] == "kill")
+    assert kills == [("sethostname", "i386"), ("sethostname", "x32")], kills
+    found = [d for d in escape["result"].report["diagnosis"] if "ABI" in d["summary"]]
+    assert {d["summary"].split(" (")[0] for d in found} == {
+        "seccomp killed the process on sethostname through the i386 ABI",
+        "seccomp killed the process on sethostname through the x32 ABI"}
+    assert all("no profile setting allows" in d["fix"] for d in found)
 
 
 def test_the_running_executable_cannot_be_overwritten(escape):

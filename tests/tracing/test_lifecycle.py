@@ -169,7 +169,8 @@ def test_dump_bpf_shows_what_was_loaded(make_tracer):
     text = t.dump_text
     assert text.startswith("# cflags: ") and "-DWB_STREAM=1" in text.splitlines()[0]
     assert "int wb_sys_enter(struct bpf_raw_tracepoint_args *ctx)" in text  # the source as compiled
-    for fn in ("wb_sys_enter", "wb_sys_exit", "tracepoint__signal__signal_generate"):
+    for fn in ("wb_sys_enter", "wb_sys_exit", "wb_sched_switch", "wb_signal_generate",
+               "tracepoint__sched__sched_process_exit"):
         section = text.split(f"# {fn}\n", 1)[1]
         assert "\n   0: " in section.split("\n# ", 1)[0]  # its instructions, disassembled by bcc
 

@@ -198,6 +198,9 @@ class SeccompDenial(Event):
     """The profile rule that matched, in words: `seccomp.syscalls: mkdir (deny-list, errno EPERM)`."""
     source: str = "bpf"
     """`bpf` (sys_exit without sys_enter, or SIGSYS) or `audit` (the kernel log record)."""
+    abi: str = "x86_64"
+    """The ABI the call came through: `x86_64`, or `i386` (`int $0x80`) / `x32`, which our filters
+    kill outright; `syscall` and `nr` are in that ABI's table."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,3 +43,29 @@ def name_of(nr: int) -> str:
 
 def number_of(name: str) -> int | None:
     return numbers().get(name)
+
+
+# Other ABIs an x86-64 kernel accepts calls through (AUDIT_ARCH_* values, linux/audit.h). Our
+# filters kill every call through them; the probes name such a call from its SIGSYS siginfo.
+AUDIT_ARCH_X86_64 = 0xC000003E
+AUDIT_ARCH_I386 = 0x40000003
+X32_SYSCALL_BIT = 0x40000000
+
+
+def abi_of(arch: int, nr: int) -> str:
+    """`x86_64`, `i386` or `x32` for a call's AUDIT_ARCH (0: unknown, taken as x86-64) and number."""
+    if arch == AUDIT_ARCH_I386:
+        return "i386"
+    return "x32" if nr & X32_SYSCALL_BIT else "x86_64"
+
+
+@functools.cache
+def name_in_abi(abi: str, nr: int) -> str:
+    """The syscall's name in its own ABI's table: i386's 74 is sethostname, x86-64's is fsync."""
+    if abi == "x86_64" or _seccomp is None:
+        return name_of(nr)
+    arch = _seccomp.Arch.X86 if abi == "i386" else _seccomp.Arch.X32
+    try:
+        return _seccomp.resolve_syscall(arch, nr).decode()
+    except (ValueError, TypeError):
+        return f"syscall_{nr & ~X32_SYSCALL_BIT}"

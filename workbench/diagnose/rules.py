@@ -135,13 +135,15 @@ def seccomp_denials(f: Facts) -> list[Candidate]:
     for d in f.denials:
         if d.syscall == "clone3" and d.errno == "ENOSYS":
             continue  # deny_clone_newuser answers clone3 with ENOSYS on purpose: libc falls back to clone
-        g = groups.setdefault(d.syscall, {"lines": [], "count": 0, "action": d.action, "errno": d.errno,
-                                          "rule": d.rule, "last": 0, "pid": d.pid, "args": d.args})
+        key = d.syscall if d.abi == "x86_64" else f"{d.syscall} through the {d.abi} ABI"
+        g = groups.setdefault(key, {"lines": [], "count": 0, "action": d.action, "errno": d.errno,
+                                    "rule": d.rule, "last": 0, "pid": d.pid, "args": d.args, "abi": d.abi})
         g["count"] += 1
         g["last"] = max(g["last"], d.ts_ns)
         if len(g["lines"]) < MAX_EVIDENCE:  # the rest is counted, not formatted
             args = ", ".join(f"{k}={short(v)}" for k, v in d.args.items())
-            g["lines"].append(f"{f.when(d.ts_ns)} pid {d.pid} ({d.comm}) {d.syscall}({args}) refused by seccomp "
+            via = "" if d.abi == "x86_64" else f" through the {d.abi} ABI"
+            g["lines"].append(f"{f.when(d.ts_ns)} pid {d.pid} ({d.comm}) {d.syscall}({args}){via} refused by seccomp "
                               f"({d.action}{' ' + d.errno if d.errno else ''})")
     from_events = set(groups)
     for sc in f.failed:
@@ -172,6 +174,10 @@ def seccomp_denials(f: Facts) -> list[Candidate]:
             and sc_profile.get("deny_clone_newuser", True) and sc_profile.get("mode") == "deny"
         if name.startswith("("):
             options, patch, extra = (), {}, "run with tracing on to see which syscall it was"
+        elif g.get("abi", "x86_64") != "x86_64":
+            options, patch = (), {}
+            extra = (f"no profile setting allows a call through the {g['abi']} ABI (a 32-bit program, or "
+                     "`int $0x80`): the filter is for x86-64 and kills the rest; run a 64-bit build")
         elif newuser:
             options, patch = (), {"seccomp": {"deny_clone_newuser": False}}
             extra = "it asked for a new user namespace, which would hand the process a full set of capabilities"

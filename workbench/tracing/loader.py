@@ -32,13 +32,14 @@ TRACEFS = Path("/sys/kernel/tracing")
 # Raw tracepoints (cheapest per event: the syscall hooks) and ordinary ones (layout from tracefs).
 # sched_switch first: the syscall hooks keep a task's state in a per-CPU slot that only stays
 # right while sched_switch moves it out with its task (probes/syscalls.c).
-RAW_TRACEPOINTS = {"sched_switch": "wb_sched_switch", "sys_enter": "wb_sys_enter", "sys_exit": "wb_sys_exit"}
+# signal_generate is raw for its siginfo (the ABI of a call seccomp killed).
+RAW_TRACEPOINTS = {"sched_switch": "wb_sched_switch", "sys_enter": "wb_sys_enter", "sys_exit": "wb_sys_exit",
+                   "signal_generate": "wb_signal_generate"}
 TRACEPOINTS = {
     "task:task_newtask": "tracepoint__task__task_newtask",
     "sched:sched_process_exec": "tracepoint__sched__sched_process_exec",
     "sched:sched_process_exit": "tracepoint__sched__sched_process_exit",
     "signal:signal_deliver": "tracepoint__signal__signal_deliver",
-    "signal:signal_generate": "tracepoint__signal__signal_generate",
     "oom:mark_victim": "tracepoint__oom__mark_victim",
     "cgroup:cgroup_attach_task": "tracepoint__cgroup__cgroup_attach_task",
 }
@@ -46,7 +47,7 @@ TRACEPOINTS = {
 PROBE_OF_HOOK = {
     "sched_switch": "syscalls", "sys_enter": "syscalls", "sys_exit": "syscalls", "task:task_newtask": "processes",
     "sched:sched_process_exec": "processes", "sched:sched_process_exit": "processes",
-    "signal:signal_deliver": "processes", "signal:signal_generate": "seccomp",
+    "signal:signal_deliver": "processes", "signal_generate": "seccomp",
     "oom:mark_victim": "oom", "cgroup:cgroup_attach_task": "syscalls",
 }
 PROBES = ("syscalls", "seccomp", "processes", "oom")

@@ -13,6 +13,7 @@ from typing import Any, Callable
 from workbench.core.events import (
     Event, FatalSignal, OomKill, ProcessExec, ProcessExited, ProcessForked, SeccompDenial, Syscall,
 )
+from workbench.core import syscalls
 from workbench.tracing import decode, names
 
 # Record kinds and actions: WB_REC_* and WB_DENY_* in probes/wb_layout.h.
@@ -150,14 +151,18 @@ class Decoder:
     def _denial(self, rec: Any, h: Any, comm: str) -> Event | None:
         if not self.denials:
             return None
-        name = names.name_of(rec.nr)
+        abi = syscalls.abi_of(rec.arch, rec.nr)
+        name = syscalls.name_in_abi(abi, rec.nr)
         raw_args = tuple(int(a) for a in rec.args)
         action = ACTIONS.get(rec.action, "errno")
         errno = names.errno_name(rec.ret) if action == "errno" else None
-        return SeccompDenial(ts_ns=h.ts, pid=h.pid, tid=h.tid, comm=comm, syscall=name, nr=rec.nr,
-                             action=action, errno=errno,
-                             args=decode.decode_args(name, raw_args, _blobs(rec, self.path_len)),
-                             raw_args=raw_args, rule=self._rule(name), source="bpf")
+        if abi != "x86_64":  # the filter kills other ABIs whatever the profile lists
+            args, rule = {}, f"seccomp: every call through the {abi} ABI is killed (the filter is for x86-64)"
+        else:
+            args, rule = decode.decode_args(name, raw_args, _blobs(rec, self.path_len)), self._rule(name)
+        return SeccompDenial(ts_ns=h.ts, pid=h.pid, tid=h.tid, comm=comm, syscall=name,
+                             nr=rec.nr & ~syscalls.X32_SYSCALL_BIT, action=action, errno=errno, args=args,
+                             raw_args=raw_args, rule=rule, source="bpf", abi=abi)
 
     def _rule(self, name: str) -> str:
         if self.rule_for is None:
