@@ -7,8 +7,8 @@ so "exec" is measured where it happens, inside the sandbox, for every subject al
 the exit status (teardown included) is reported too.
 
 Subjects:
-  native        default profile, a spare built ahead (what the TUI's relaunch loop, `compare` and
-                lessons get: the launcher builds the next sandbox while the user reads the last)
+  native        default profile, a spare built ahead (what the TUI's rerun, `r`, gets: the launcher
+                builds the next sandbox of the profile while the user reads the last run)
   native_cold   default profile, built from nothing at the request
   bwrap         bwrap --unshare-all --ro-bind / / --proc --dev --tmpfs /tmp --cap-drop ALL ...
   bare          fork+exec, no sandbox

@@ -49,6 +49,13 @@ class SessionOptions:
     """Ask the launcher to build the next sandbox of this profile ahead of time (relaunch loops)."""
 
 
+def drop_spares() -> None:
+    """Tear down the sandboxes the launcher built ahead for `keep_spare` sessions."""
+    from workbench.sandbox.native import drop_spares as drop
+
+    drop()
+
+
 def _new_sandbox(opts: SessionOptions, plan, stdio):
     if opts.backend == "native":
         from workbench.sandbox.native import NativeSandbox

@@ -128,6 +128,25 @@ async def test_edit_relaunch_and_compare(tmp_path: Path):
     assert workbench_cgroups() == before
 
 
+async def test_rerun_starts_from_a_sandbox_built_ahead_and_quit_leaves_none():
+    options = make_options(load("default"), ["sh", "-c", "echo run"])
+    app = build_app(options)
+    before = workbench_cgroups()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: session_ended(app), "the first run to end", 60)
+        first = app.screen
+        assert app.sessions[-1].sandbox.from_spare is False  # nothing was built ahead of the first
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, SessionScreen) and app.screen is not first
+                       and session_ended(app), "the rerun to end", 60)
+        assert app.screen.state.exited.exit_code == 0 and ("stdout", "run") in app.screen.state.output
+        rerun = app.sessions[-1].sandbox
+        assert rerun.from_spare is True and set(rerun.phases_ms) == {"assign"}  # only the command was handed over
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, "the app to exit")
+    assert workbench_cgroups() == before  # the spare built after the rerun is gone too
+
+
 async def test_quit_while_running_ends_the_sandbox():
     options = make_options(load("default"), ["sh", "-c", "echo started; exec sleep 300"])
     app = build_app(options)
@@ -151,14 +170,18 @@ async def test_x_kills_the_sandbox_and_the_screen_says_so():
         await wait_for(pilot, lambda: isinstance(app.screen, SessionScreen)
                        and ("stdout", "started") in app.screen.state.output, "the command to start", 60)
         screen = app.screen
+        running = workbench_cgroups() - before
         await pilot.press("x")
         await wait_for(pilot, lambda: screen.state.ended, "the session to end", 60)
         assert screen.state.exited.signal == 9 and screen.state.exited.exit_code is None
         await wait_for(pilot, lambda: screen_text(app).startswith(" killed by signal 9"), "the status line")
-        assert workbench_cgroups() == before  # the session tore itself down; the app still runs
+        # The session tore itself down while the app still runs (a spare for a rerun may be built
+        # meanwhile: other cgroups, dropped at exit).
+        assert running and not running & workbench_cgroups()
         assert app.is_running
         await pilot.press("q")
         await wait_for(pilot, lambda: not app.is_running, "the app to exit", 60)
+    assert workbench_cgroups() == before
 
 
 async def test_an_oom_kill_shows_in_the_tree_the_chart_and_the_diagnosis():

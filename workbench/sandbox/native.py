@@ -59,11 +59,18 @@ class _Launcher:
 
     def ping(self, timeout: float = 30) -> None:
         """Return once the launcher has done everything asked before (spares built too)."""
+        self._round_trip("ping", timeout)
+
+    def drop_spares(self, timeout: float = 30) -> None:
+        """Tear down the sandboxes built ahead and build no more (until a launch asks again)."""
+        self._round_trip("drop_spares", timeout)
+
+    def _round_trip(self, op: str, timeout: float) -> None:
         pid = next(self.ids)
         box: queue.Queue = queue.Queue()
         self.inboxes[pid] = box
         try:
-            self.request({"op": "ping", "id": pid})
+            self.request({"op": op, "id": pid})
             box.get(timeout=timeout)
         finally:
             self.inboxes.pop(pid, None)
@@ -87,6 +94,14 @@ def launcher() -> _Launcher:
         if _launcher is None or not _launcher.alive():
             _launcher = _Launcher()
         return _launcher
+
+
+def drop_spares() -> None:
+    """Drop the launcher's spares, if a launcher runs (none is started for this)."""
+    with _launcher_lock:
+        current = _launcher if _launcher is not None and _launcher.alive() else None
+    if current is not None:
+        current.drop_spares()
 
 
 class NativeSandbox(SandboxHandle):

@@ -147,6 +147,9 @@ class Launcher:
         elif op == "ping":  # answered once everything queued before it (spares too) is done
             self.refill_spares()
             self.send({"op": "pong", "id": sid})
+        elif op == "drop_spares":  # the client's relaunch loop is over: no spare, none rebuilt
+            self.drop_spares()
+            self.send({"op": "pong", "id": sid})
 
     # --- launching -----------------------------------------------------------------------------
 
@@ -154,6 +157,8 @@ class Launcher:
         t0 = time.monotonic()
         key = _key(wire)
         if wire.get("spare"):
+            if key not in self.wanted:
+                self.drop_spares()  # one profile kept warm, the latest asked for: an edited one replaces it
             self.wanted[key] = wire
         sb = None if wire.get("fresh") else self.spares.pop(key, None)
         used_spare = sb is not None
@@ -275,6 +280,11 @@ class Launcher:
             raise LaunchFailed(125, "the sandbox died before its command arrived") from None
         self._expect(sb, sb.ch.ready_r, "command")
         sb.phases.append(("ready", time.monotonic()))
+
+    def drop_spares(self) -> None:
+        self.wanted.clear()
+        for sb in list(self.spares.values()):
+            self.abort(sb)
 
     def refill_spares(self, force: bool = False) -> None:
         """Build missing spares, but only while no sandbox runs: building blocks this loop for a

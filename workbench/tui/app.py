@@ -18,7 +18,7 @@ from textual.theme import Theme
 
 from workbench.core.errors import UsageError, WorkbenchError
 from workbench.tui.messages import LaunchRequested, ShellRequested
-from workbench.tui.runner import open_session
+from workbench.tui.runner import drop_spares, open_session
 from workbench.tui.screens.dialogs import Help
 from workbench.tui.screens.launch import LaunchScreen
 from workbench.tui.screens.lessons import LessonListScreen
@@ -93,6 +93,10 @@ class WorkbenchApp(App):
 
     def launch(self, options) -> None:
         """Open a session for `options` and show it; a previous session screen is replaced."""
+        if getattr(options, "backend", "native") == "native":
+            # The debugging loop relaunches: the launcher builds the next sandbox of this profile
+            # while the user reads this run (dropped at exit, replaced when the profile changes).
+            options = dataclasses.replace(options, keep_spare=True)
         try:
             session = open_session(options)
         except WorkbenchError as exc:
@@ -160,6 +164,11 @@ class WorkbenchApp(App):
                 session.close()
             except Exception as exc:  # one failed teardown must not keep the others alive
                 self.log.error(f"closing a session failed: {exc!r}")
+        if self.sessions:
+            try:
+                drop_spares()
+            except Exception as exc:
+                self.log.error(f"dropping the launcher's spare failed: {exc!r}")
 
     def run(self, *args, **kwargs):
         try:

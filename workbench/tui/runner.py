@@ -29,6 +29,11 @@ def make_options(profile, command: list[str], record: str | None = None, stdin: 
                                             profile_name=profile_name)
 
 
+def drop_spares() -> None:
+    """No sandbox kept built ahead any more (the TUI is closing)."""
+    _session_module().drop_spares()
+
+
 def open_session(options):
     """A Session for `options` (not started: start it in a worker)."""
     return _session_module().Session(options, bus=None)

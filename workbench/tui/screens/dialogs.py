@@ -209,6 +209,7 @@ HELP = """\
 
 [b]Session screen[/b]
   tab      next pane              z   zoom the focused pane (again: back)
+  r        rerun: the same command and profile again (the sandbox is built already)
   e        edit the profile (allow a syscall, add a bind, raise a limit) and relaunch
   a        the same, filled in with the diagnosis' fix
   c        compare with the previous run      x  kill the sandbox

@@ -36,6 +36,7 @@ class SessionScreen(Screen):
     tests, benchmarks)."""
 
     BINDINGS = [
+        Binding("r", "rerun", "Rerun"),
         Binding("e", "edit_profile", "Edit & relaunch"),
         Binding("a", "apply_fix", "Apply fix"),
         Binding("c", "compare", "Compare"),
@@ -214,6 +215,14 @@ class SessionScreen(Screen):
 
     def action_denied_only(self) -> None:
         self.query_one(SyscallStream).apply_filter("denied")
+
+    def action_rerun(self) -> None:
+        """The same command under the same profile again (a flaky failure, a fix made outside):
+        the launcher has the sandbox built already (a spare), so it starts at once."""
+        if self.options is None:
+            self.notify("this run cannot be relaunched (it was not launched from here)", severity="warning")
+            return
+        self.post_message(LaunchRequested(self.options))
 
     def action_edit_profile(self) -> None:
         from workbench.tui.screens.dialogs import EditProfile
