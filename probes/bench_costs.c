@@ -15,6 +15,20 @@ struct wb_part_slot {
 BPF_PERCPU_ARRAY(wb_part_slots, struct wb_part_slot, 1);
 BPF_TASK_STORAGE(wb_part_tasks, struct wb_part_slot);
 
+/* Parts 3 and 4: the same helper call in both hooks. */
+static __always_inline void wb_part_call(void)
+{
+    int zero = 0;
+    struct wb_part_slot *s = wb_part_slots.lookup(&zero);
+    if (!s)
+        return;
+#if WB_PART == 3
+    s->sink += bpf_get_current_pid_tgid();
+#elif WB_PART == 4
+    s->sink += bpf_get_current_cgroup_id();
+#endif
+}
+
 int wb_part_enter(struct bpf_raw_tracepoint_args *ctx)
 {
 #if WB_PART == 1 || WB_PART == 2
@@ -27,16 +41,8 @@ int wb_part_enter(struct bpf_raw_tracepoint_args *ctx)
 #else
     s->ts = ctx->args[1] + 1;
 #endif
-#elif WB_PART == 3
-    int zero = 0;
-    struct wb_part_slot *s = wb_part_slots.lookup(&zero);
-    if (s)
-        s->sink += bpf_get_current_pid_tgid();
-#elif WB_PART == 4
-    int zero = 0;
-    struct wb_part_slot *s = wb_part_slots.lookup(&zero);
-    if (s)
-        s->sink += bpf_get_current_cgroup_id();
+#elif WB_PART == 3 || WB_PART == 4
+    wb_part_call();
 #elif WB_PART == 5
     struct wb_part_slot *t = wb_part_tasks.task_storage_get(bpf_get_current_task_btf(), NULL,
                                                             BPF_LOCAL_STORAGE_GET_F_CREATE);
@@ -59,16 +65,8 @@ int wb_part_exit(struct bpf_raw_tracepoint_args *ctx)
     s->sink += s->ts;
 #endif
     s->ts = 0;
-#elif WB_PART == 3
-    int zero = 0;
-    struct wb_part_slot *s = wb_part_slots.lookup(&zero);
-    if (s)
-        s->sink += bpf_get_current_pid_tgid();
-#elif WB_PART == 4
-    int zero = 0;
-    struct wb_part_slot *s = wb_part_slots.lookup(&zero);
-    if (s)
-        s->sink += bpf_get_current_cgroup_id();
+#elif WB_PART == 3 || WB_PART == 4
+    wb_part_call();
 #elif WB_PART == 5
     struct wb_part_slot *t = wb_part_tasks.task_storage_get(bpf_get_current_task_btf(), NULL, 0);
     if (t)

@@ -105,14 +105,8 @@ def test_tasks_taking_turns_on_one_cpu_are_counted_exactly(make_tracer, sandboxe
     # every context switch (probes/syscalls.c). Two processes pinned to one CPU, each read
     # blocking until the other writes: 2 x 1001 switches in the middle of a pending read. A state
     # lost on the way would turn those reads into seccomp denials or drop them from the counts.
-    t = make_tracer()
-    t.compile()
-    held = sandboxes.launch([workload, "pingpong", "1001"])
-    t.attach(held.cgroup_id, held.pid, held.pid)
-    t.start()
-    held.release()
-    assert held.wait() == 0
-    t.stop()
+    t, held, code, _ = run_traced(make_tracer, sandboxes, [workload, "pingpong", "1001"])
+    assert code == 0
     stats, calls = t.stats(), recorder.syscalls()
     assert count_of(stats, "getppid") == 2002
     assert not any(s.denied for s in calls)
