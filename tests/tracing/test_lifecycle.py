@@ -98,6 +98,31 @@ def test_records_beyond_the_copiers_queue_are_counted_exactly(make_tracer, sandb
     assert sum(e.count for e in recorder.of(EventsLost)) == t.lost()
 
 
+def test_a_dead_copier_is_told_and_what_it_held_is_counted_lost(make_tracer, sandboxes, recorder, workload):
+    # SIGKILL the stream's copier process while the workload runs: a notice says so, and the
+    # records it held or never took are counted lost, so delivered + lost is still exact.
+    import signal
+
+    from workbench.core.events import Notice
+
+    t = make_tracer()
+    t.compile()
+    held = sandboxes.launch([workload, "getppid", "300001"])
+    t.attach(held.cgroup_id, held.pid, held.pid)
+    t.start()
+    copier = t._copier.proc
+    held.release()
+    copier.send_signal(signal.SIGKILL)
+    assert held.wait() == 0
+    t.stop()
+    total = sum(s.count for s in t.stats().stats)
+    assert count_of(t.stats(), "getppid") == 300001
+    assert any(isinstance(n, Notice) and "copier process died" in n.text for n in recorder.of(Notice))
+    assert t.lost() > 0
+    assert len(recorder.syscalls()) + t.lost() == total
+    assert sum(e.count for e in recorder.of(EventsLost)) == t.lost()
+
+
 def test_syscall_stream_without_start_is_drained_by_stop(make_tracer, sandboxes, recorder, workload):
     t = make_tracer()
     t.compile()

@@ -46,6 +46,8 @@ class Copier:
 
     def __init__(self, proc: subprocess.Popen, frames_r: int, stop_w: int):
         self.proc = proc
+        self.completed = False
+        """DONE was read: everything it copied reached us. False after its death."""
         self._frames = os.fdopen(frames_r, "rb", buffering=_PIPE_SIZE)
         self._stop_w = stop_w
 
@@ -85,9 +87,12 @@ class Copier:
                 return
             kind, count, size = FRAME.unpack(head)
             data = read(size) if size else b""
-            yield kind, count, data
+            if len(data) < size:
+                return  # died mid-frame
             if kind == DONE:
+                self.completed = True
                 return
+            yield kind, count, data
 
     def finish(self) -> None:
         """The probes are detached: drain what is left, send it, then DONE."""

@@ -80,6 +80,8 @@ class Tracer:
         # stall with every garbage collection); the decoder thread reads its frames, decoding
         # (microseconds per event) behind the kernel.
         self._decoder_thread: threading.Thread | None = None
+        self._delivered = 0
+        self._copier_died = False
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -222,6 +224,11 @@ class Tracer:
                     else:
                         self._decode_frames()  # start() was never called
                 final = SyscallStats(ts_ns=now_ns(), stats=self._read_stats())
+                if self._copier_died:
+                    # What it had taken out of the kernel and not passed on is lost, uncounted
+                    # by anyone: the exact aggregates say how much.
+                    missing = sum(s.count for s in final.stats) - self._delivered - self._total_lost()
+                    self._user_lost += max(missing, 0)
                 self._publish_lost()
                 with self._lock:
                     self._last_stats = final
@@ -399,8 +406,15 @@ class Tracer:
             view, where = memoryview(data), spans(data)
             for i in range(0, len(where), _BATCH):
                 batch = syscalls(view, where[i: i + _BATCH])
+                self._delivered += len(batch)
                 publish(SyscallBatch(ts_ns=batch[0].ts_ns, syscalls=tuple(batch)))
             view.release()
+        if not source.completed:
+            self._copier_died = True
+            status = source.proc.poll()
+            self.bus.publish(Notice(level="error", source="probes",
+                                    text=f"the syscall stream's copier process died (status {status}): "
+                                         "later syscalls are counted, not shown"))
 
     def _ours(self, pid: int) -> bool:
         dec = self._decoder
