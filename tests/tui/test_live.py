@@ -147,6 +147,47 @@ async def test_rerun_starts_from_a_sandbox_built_ahead_and_quit_leaves_none():
     assert workbench_cgroups() == before  # the spare built after the rerun is gone too
 
 
+async def test_a_replayed_failure_is_fixed_and_relaunched_live(tmp_path: Path):
+    """A failure recorded elsewhere (CI): replay it, apply the diagnosis' fix, run it live, compare."""
+    from workbench.session import Session, SessionOptions
+    from workbench.tui.screens.replay import ReplayScreen
+
+    target, recording = tmp_path / "made", tmp_path / "ci-run.sqlite"
+    os.chmod(tmp_path, 0o777)  # the sandbox's root maps to an unprivileged host uid
+    profile = apply_overrides(load("default"), deny=["mkdir"], binds=[f"{tmp_path}:/work:rw"])
+    recorded = Session(SessionOptions(profile=profile, command=["sh", "-c", "mkdir /work/made && echo made it"],
+                                      record=str(recording), stdin="null"))
+    try:
+        recorded.start()
+        assert recorded.wait(timeout=60).exit_code == 1
+    finally:
+        recorded.close()
+    app = build_app(replay=str(recording))
+    before = workbench_cgroups()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ReplayScreen), "the replay")
+        replay = app.screen
+        await pilot.press("G")
+        await wait_for(pilot, lambda: replay.state.ended and any(f.fix_options for f in replay.state.findings),
+                       "the recorded failure and its diagnosis")
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, EditProfile), "the editor, filled in with the fix")
+        assert "mkdir" in app.screen.query_one("#edit-allow").value
+        app.screen.query_one("#edit-allow").focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, SessionScreen)
+                       and not isinstance(app.screen, ReplayScreen) and session_ended(app), "the live run", 60)
+        assert app.screen.state.exited.exit_code == 0 and target.is_dir()
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, Compare), "the comparison with the replayed run")
+        text = screen_text(app)
+        assert "exit 1" in text and "exit 0" in text
+        await pilot.press("escape")
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, "the app to exit")
+    assert workbench_cgroups() == before
+
+
 async def test_quit_while_running_ends_the_sandbox():
     options = make_options(load("default"), ["sh", "-c", "echo started; exec sleep 300"])
     app = build_app(options)

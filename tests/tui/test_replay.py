@@ -66,3 +66,17 @@ async def test_replay_plays_steps_and_jumps_back(tmp_path: Path):
         await wait_for(pilot, lambda: screen.state.syscalls_seen == 23, "the batch after six steps")
         assert screen.state.phase == "running"
         assert screen.replayer.playing is False
+
+
+def test_what_a_replay_can_relaunch_and_why_not():
+    from workbench.sandbox.profile import load
+    from workbench.tui.screens.replay import relaunch_options
+
+    good = {"command": ["true"], "backend": "native", "profile": load("default").to_dict(), "profile_name": "default"}
+    options, why = relaunch_options(good)
+    assert why == "" and options.command == ["true"] and options.profile == load("default")
+    assert relaunch_options({"command": ["true"]}) == (None, "the recording has no command or profile")
+    assert relaunch_options({**good, "backend": "docker"})[1] == "it ran on an unknown backend 'docker'"
+    bad = dict(good, profile={**good["profile"], "seccomp": {**good["profile"]["seccomp"], "syscalls": ["mkdri"]}})
+    options, why = relaunch_options(bad)
+    assert options is None and why.startswith("its profile does not load here") and "mkdri" in why

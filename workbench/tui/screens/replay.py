@@ -24,6 +24,29 @@ def timeline_text(position_ns: int, duration_ns: int, speed: float, playing: boo
             "p play/pause  . step  < > ∓1 s  g start  G end  + - speed")
 
 
+def relaunch_options(meta: dict) -> tuple[object | None, str]:
+    """Options to run the recorded command under the recorded profile, live, on this machine (the
+    rerun, edit and apply-fix keys work on a replay: a failure recorded in CI, fixed here); or
+    None and why not."""
+    from workbench.core.errors import WorkbenchError
+    from workbench.diagnose.fixes import to_file_shape
+    from workbench.sandbox.profile import from_dict
+    from workbench.tui.runner import BACKENDS, make_options
+
+    command, profile = meta.get("command"), meta.get("profile")
+    if not command or not isinstance(profile, dict):
+        return None, "the recording has no command or profile"
+    backend = meta.get("backend", "native")
+    if backend not in BACKENDS:
+        return None, f"it ran on an unknown backend {backend!r}"
+    try:
+        parsed = from_dict(to_file_shape(profile), source="the recording's profile")
+    except (WorkbenchError, KeyError, TypeError, ValueError) as exc:  # a file from elsewhere: any shape
+        return None, f"its profile does not load here: {exc}"
+    return make_options(parsed, [str(a) for a in command], backend=backend,
+                        profile_name=str(meta.get("profile_name") or parsed.name)), ""
+
+
 class ReplayScreen(SessionScreen):
     """A SessionScreen fed by a Replayer instead of a Session."""
 
@@ -39,7 +62,10 @@ class ReplayScreen(SessionScreen):
     ]
 
     def __init__(self, recording, speed: float = 1.0, autoplay: bool = True) -> None:
-        super().__init__(bus=Bus())
+        options, why_not = relaunch_options(recording.meta)
+        super().__init__(options=options, bus=Bus())
+        if why_not:
+            self.not_relaunchable = why_not
         self.recording = recording
         self.speed = speed
         self.autoplay = autoplay

@@ -54,6 +54,8 @@ class SessionScreen(Screen):
         self.session = session
         self.options = options
         """The SessionOptions this run was launched with (None when fed from a bus only)."""
+        self.not_relaunchable = "it was not launched from here"
+        """Why, when options is None: said when a relaunch is asked for."""
         self.bus = session.bus if session is not None else (bus or Bus())
         self.previous = previous
         self.state = SessionState()
@@ -220,7 +222,7 @@ class SessionScreen(Screen):
         """The same command under the same profile again (a flaky failure, a fix made outside):
         the launcher has the sandbox built already (a spare), so it starts at once."""
         if self.options is None:
-            self.notify("this run cannot be relaunched (it was not launched from here)", severity="warning")
+            self.notify(f"this run cannot be relaunched ({self.not_relaunchable})", severity="warning")
             return
         self.post_message(LaunchRequested(self.options))
 
@@ -228,7 +230,7 @@ class SessionScreen(Screen):
         from workbench.tui.screens.dialogs import EditProfile
 
         if self.options is None:
-            self.notify("this run cannot be relaunched (it was not launched from here)", severity="warning")
+            self.notify(f"this run cannot be relaunched ({self.not_relaunchable})", severity="warning")
             return
 
         def relaunch(options) -> None:
@@ -247,7 +249,7 @@ class SessionScreen(Screen):
                                                               if self.state.findings else ""))
             return
         if self.options is None:
-            self.notify(f"this run cannot be relaunched from here; the fix: {finding.fix}")
+            self.notify(f"this run cannot be relaunched ({self.not_relaunchable}); the fix: {finding.fix}")
             return
         prefill, left = fields_from_fix(finding.fix_options)
         if left:
