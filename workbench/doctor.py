@@ -104,13 +104,14 @@ def _check_bcc() -> list[Check]:
                      "" if ok else "mount -t tracefs tracefs /sys/kernel/tracing", "eBPF probes"))
     ok = os.path.exists("/sys/kernel/btf/vmlinux")
     out.append(Check("BTF", ok, "/sys/kernel/btf/vmlinux present" if ok else "no kernel BTF",
-                     "" if ok else "a kernel with CONFIG_DEBUG_INFO_BTF (exit codes and SIGSYS syscall numbers)",
+                     "" if ok else "a kernel with CONFIG_DEBUG_INFO_BTF (per-task syscall state, exit codes, SIGSYS)",
                      "eBPF probes"))
     out.append(_check_bpf_types())
     events = "/sys/kernel/tracing/events"
     for tp in ("raw_syscalls/sys_enter", "raw_syscalls/sys_exit", "sched/sched_process_fork",
                "sched/sched_process_exec", "sched/sched_process_exit", "task/task_newtask",
-               "signal/signal_generate", "signal/signal_deliver", "oom/mark_victim"):
+               "signal/signal_generate", "signal/signal_deliver", "oom/mark_victim", "sched/sched_switch",
+               "cgroup/cgroup_attach_task"):
         ok = os.path.isdir(f"{events}/{tp}")
         out.append(Check(f"tracepoint {tp.replace('/', ':')}", ok, "present" if ok else "missing",
                          "" if ok else "mount tracefs, or use a kernel with this tracepoint",
