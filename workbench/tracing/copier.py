@@ -64,7 +64,7 @@ class Copier:
         try:
             # -S: no site packages to import; the copier needs the standard library and this file.
             proc = subprocess.Popen(
-                [sys.executable, "-S", "-m", "workbench.tracing.copier",
+                [sys.executable, "-S", "-m", "workbench.tracing.copier", str(os.getpid()),
                  str(map_fd), str(ring_size), str(frames_w), str(stop_r), str(queue_limit)],
                 pass_fds=(map_fd, frames_w, stop_r), stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, env=env, start_new_session=True)
@@ -166,6 +166,7 @@ def _copy(map_fd: int, ring_size: int, out: int, stop: int, queue_limit: int) ->
         taken = take_all()
         if lost > reported:  # told as it happens, behind the records queued before it
             queue.append(memoryview(FRAME.pack(LOST, lost - reported, 0)))
+            queued += FRAME.size
             reported = lost
         write_some()
         if finishing:
@@ -189,8 +190,8 @@ def _copy(map_fd: int, ring_size: int, out: int, stop: int, queue_limit: int) ->
 
 
 def main(argv: list[str]) -> int:
-    map_fd, ring_size, out, stop, queue_limit = (int(a) for a in argv)
-    _die_with_parent(os.getppid())
+    parent, map_fd, ring_size, out, stop, queue_limit = (int(a) for a in argv)
+    _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the workbench's to handle
     try:
         os.setpriority(os.PRIO_PROCESS, 0, -5)  # it must run soon when records wait, it runs little
