@@ -30,6 +30,17 @@ def workbench_cgroups() -> set[str]:
     return found
 
 
+async def compare_failed_with_fixed_then_quit(pilot, app) -> None:
+    """`c` on the fixed run: the comparison shows the failed run (exit 1) beside it (exit 0)."""
+    await pilot.press("c")
+    await wait_for(pilot, lambda: isinstance(app.screen, Compare), "the comparison")
+    text = screen_text(app)
+    assert "exit 1" in text and "exit 0" in text
+    await pilot.press("escape")
+    await pilot.press("q")
+    await wait_for(pilot, lambda: not app.is_running, "the app to exit")
+
+
 def session_ended(app) -> bool:
     return isinstance(app.screen, SessionScreen) and app.screen.state.ended
 
@@ -118,13 +129,7 @@ async def test_edit_relaunch_and_compare(tmp_path: Path):
         second = app.screen
         assert second.state.exited.exit_code == 0 and target.is_dir()
         assert "mkdir" not in second.options.profile.seccomp.syscalls
-        await pilot.press("c")
-        await wait_for(pilot, lambda: isinstance(app.screen, Compare), "the comparison")
-        text = screen_text(app)
-        assert "exit 1" in text and "exit 0" in text
-        await pilot.press("escape")
-        await pilot.press("q")
-        await wait_for(pilot, lambda: not app.is_running, "the app to exit")
+        await compare_failed_with_fixed_then_quit(pilot, app)
     assert workbench_cgroups() == before
 
 
@@ -178,13 +183,7 @@ async def test_a_replayed_failure_is_fixed_and_relaunched_live(tmp_path: Path):
         await wait_for(pilot, lambda: isinstance(app.screen, SessionScreen)
                        and not isinstance(app.screen, ReplayScreen) and session_ended(app), "the live run", 60)
         assert app.screen.state.exited.exit_code == 0 and target.is_dir()
-        await pilot.press("c")
-        await wait_for(pilot, lambda: isinstance(app.screen, Compare), "the comparison with the replayed run")
-        text = screen_text(app)
-        assert "exit 1" in text and "exit 0" in text
-        await pilot.press("escape")
-        await pilot.press("q")
-        await wait_for(pilot, lambda: not app.is_running, "the app to exit")
+        await compare_failed_with_fixed_then_quit(pilot, app)
     assert workbench_cgroups() == before
 
 
