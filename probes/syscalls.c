@@ -57,6 +57,7 @@ BPF_HASH(wb_sigsys, u32, struct wb_sigsys, 1024);       /* by tid, see processes
 BPF_PERCPU_ARRAY(wb_scratch, struct wb_denial_rec, 1);
 #ifdef WB_STREAM
 BPF_RINGBUF_OUTPUT(wb_stream, WB_STREAM_PAGES);
+BPF_PERCPU_ARRAY(wb_batches, struct wb_batch, 1);
 #endif
 
 static __always_inline u32 wb_log2(u64 v)
@@ -144,20 +145,58 @@ static __always_inline void wb_fill_sys(struct wb_sys_rec *r, u64 pid_tgid, u32 
     r->pad = 0;
 }
 
+/* What waits in this CPU's batch, to the ring record by record, in order. */
+static __always_inline void wb_flush(struct wb_batch *b)
+{
+    u32 n = b->n;
+    if (n > WB_BATCH)
+        n = WB_BATCH;
+#pragma unroll
+    for (int i = 0; i < WB_BATCH; i++) {
+        if (i < n && wb_stream.ringbuf_output(&b->rec[i], sizeof(struct wb_sys_rec), BPF_RB_NO_WAKEUP))
+            wb_count_lost(WB_LOST_STREAM);
+    }
+    b->n = 0;
+}
+
 static __always_inline void wb_stream_out(u64 pid_tgid, u32 nr, u64 ts, u64 dur, s64 ret,
                                           u64 args[6], u16 flags, struct wb_denial_rec *blobs)
 {
     /* Never wake the reader: a wakeup per event would cost more than the event (it polls). */
-    struct wb_argkind *k = wb_argkinds.lookup(&nr);
-    if (!k || k->kind[0] == WB_ARG_NONE) {
-        /* Most calls: built on the stack and copied in one helper call (reserve + submit is two). */
-        struct wb_sys_rec plain;
-        wb_fill_sys(&plain, pid_tgid, nr, ts, dur, ret, args, flags);
-        if (wb_stream.ringbuf_output(&plain, sizeof(plain), BPF_RB_NO_WAKEUP))
-            wb_count_lost(WB_LOST_STREAM);
+    int zero = 0;
+    struct wb_batch *b = wb_batches.lookup(&zero);
+    if (!b) {
+        wb_count_lost(WB_LOST_STREAM);
         return;
     }
-    /* With decoded paths or addresses: too big for the stack, written in place. */
+    struct wb_argkind *k = wb_argkinds.lookup(&nr);
+    b->busy = 1;
+    barrier();
+    if (!k || k->kind[0] == WB_ARG_NONE) {
+        /* Most calls: into the batch; a full batch is one ring record. */
+        u32 i = b->n;
+        if (i >= WB_BATCH) {   /* cannot happen (a full batch leaves at once); stay in bounds */
+            wb_flush(b);
+            i = 0;
+        }
+        wb_fill_sys(&b->rec[i & (WB_BATCH - 1)], pid_tgid, nr, ts, dur, ret, args, flags);
+        b->n = i + 1;
+        if (i + 1 == WB_BATCH) {
+            /* (Not `b->rec`: bcc's rewriter trips over an array member passed whole.) */
+            struct wb_sys_rec *first = &b->rec[0];
+            if (wb_stream.ringbuf_output(first, WB_BATCH * sizeof(struct wb_sys_rec), BPF_RB_NO_WAKEUP))
+                wb_count_lost_n(WB_LOST_STREAM, WB_BATCH);
+            b->n = 0;
+        }
+        barrier();
+        b->busy = 0;
+        return;
+    }
+    /* With decoded paths or addresses: too big for a batch, written in place after what waits. */
+    if (b->n)
+        wb_flush(b);
+    barrier();
+    b->busy = 0;
     struct wb_sys_path_rec *p = wb_stream.ringbuf_reserve(sizeof(struct wb_sys_path_rec));
     if (!p) {
         wb_count_lost(WB_LOST_STREAM);
@@ -173,6 +212,18 @@ static __always_inline void wb_stream_out(u64 pid_tgid, u32 nr, u64 ts, u64 dur,
         wb_read_blobs(nr, args, &p->b, r->blob_len);
     }
     wb_stream.ringbuf_submit(p, BPF_RB_NO_WAKEUP);
+}
+
+/* Records must not wait long in a batch: a task that stops making syscalls without leaving its
+ * CPU (a busy loop after the calls you want to see) would hold them back. On this CPU's next
+ * timer interrupt (the scheduler tick, 250 Hz here), what waits goes out. */
+int wb_tick(struct bpf_raw_tracepoint_args *ctx)
+{
+    int zero = 0;
+    struct wb_batch *b = wb_batches.lookup(&zero);
+    if (b && b->n && !b->busy)
+        wb_flush(b);
+    return 0;
 }
 #endif
 
@@ -214,6 +265,11 @@ static __always_inline struct wb_oncpu *wb_claim(struct wb_config *c, u64 regs)
 int wb_sched_switch(struct bpf_raw_tracepoint_args *ctx)
 {
     int zero = 0;
+#ifdef WB_STREAM
+    struct wb_batch *b = wb_batches.lookup(&zero);
+    if (b && b->n && !b->busy)
+        wb_flush(b);           /* a task leaving its CPU: what it did is out before it runs again */
+#endif
     struct wb_oncpu *s = wb_oncpu.lookup(&zero);
     if (!s || !s->regs)
         return 0;

@@ -52,11 +52,16 @@ static __always_inline int wb_in_sandbox(struct wb_config *c, u32 tgid)
     return 0;
 }
 
-static __always_inline void wb_count_lost(int which)
+static __always_inline void wb_count_lost_n(int which, u64 count)
 {
     u64 *n = wb_lost.lookup(&which);
     if (n)
-        (*n)++;
+        *n += count;
+}
+
+static __always_inline void wb_count_lost(int which)
+{
+    wb_count_lost_n(which, 1);
 }
 
 static __always_inline void wb_fill_head(struct wb_head *h, u32 kind, u64 pid_tgid)

@@ -89,6 +89,18 @@ struct wb_sys_rec {
     __u16 pad;
 };
 
+/* Plain records (no decoded arguments) wait in a per-CPU batch and go to the ring WB_BATCH at a
+ * time, one ring record of WB_BATCH wb_sys_recs: one ring-buffer reservation per batch instead of
+ * per call. A batch is also flushed (record by record) before a record with decoded arguments,
+ * when its CPU switches tasks, on a timer tick, and read by user space after detaching. */
+#define WB_BATCH 16
+
+struct wb_batch {
+    __u32 n;                   /* records waiting in rec[] */
+    __u32 busy;                /* a syscall hook is writing: the tick leaves the batch alone */
+    struct wb_sys_rec rec[WB_BATCH];
+};
+
 struct wb_blobs {
     char blob[2 * WB_PATH_LEN];   /* flat: bcc's ctypes twin cannot express 2-D arrays */
 };

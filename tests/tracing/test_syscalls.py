@@ -116,6 +116,34 @@ def test_tasks_taking_turns_on_one_cpu_are_counted_exactly(make_tracer, sandboxe
         assert len([s for s in calls if s.name == name]) == count_of(stats, name)
 
 
+def test_calls_before_a_long_busy_loop_reach_the_stream_while_it_spins(make_tracer, sandboxes, recorder,
+                                                                         workload, wait_for):
+    # Plain records wait in a per-CPU batch of 16 until it is full, a task leaves that CPU, or
+    # the CPU's next timer tick (probes/syscalls.c): 7 calls and then 5 s of computing must not
+    # keep the 7 from the live view until the app ends. (The workload spins alone on the last
+    # CPU, this test and its copier on CPU 0; kernel threads visiting that CPU flush the batch
+    # too, so this checks the guarantee, not the tick alone.)
+    import os
+
+    mine = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {0})
+    try:
+        t = make_tracer()
+        t.compile()
+        held = sandboxes.launch([workload, "spin", "7", "5"])
+        t.attach(held.cgroup_id, held.pid, held.pid)
+        t.start()
+        held.release()
+        wait_for(lambda: len([s for s in recorder.syscalls() if s.name == "getppid"]) == 7, 3,
+                 "the 7 calls on the stream while the workload still spins")
+        assert held.proc.poll() is None
+    finally:
+        os.sched_setaffinity(0, mine)
+    held.proc.kill()
+    held.wait()
+    t.stop()
+
+
 def test_aggregates_only_mode_counts_without_a_stream(make_tracer, sandboxes, recorder, workload):
     t, held, code, stats = run_traced(make_tracer, sandboxes, [workload, "getppid", "23"], stream=False)
     assert count_of(stats, "getppid") == 23

@@ -8,6 +8,8 @@
  *   workload connect PORT       connect a TCP socket to 127.0.0.1:PORT (refused is fine)
  *   workload threads T N        T threads make N getppid calls each, joined, exit 0
  *   workload movecg DIR N       move into a new v2 cgroup DIR, then N getppid calls, exit 0
+ *   workload spin N S           on the last CPU: N getppid calls, then S seconds of a busy loop
+ *                               without a syscall
  *   workload pingpong N         parent and child, both on CPU 0, hand a byte back and forth over
  *                               two pipes N times with a getppid each turn: every read blocks and
  *                               switches to the other (N getppid calls each), exit 0
@@ -24,6 +26,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static void *getppid_n(void *n)
@@ -49,6 +52,20 @@ int main(int argc, char **argv)
             return 5;
         for (int i = 0, n = atoi(argv[3]); i < n; i++)
             syscall(SYS_getppid);
+        return 0;
+    }
+    if (argc >= 4 && !strcmp(argv[1], "spin")) {
+        struct timespec start, now;
+        cpu_set_t last;
+        CPU_ZERO(&last);
+        CPU_SET(sysconf(_SC_NPROCESSORS_ONLN) - 1, &last);
+        sched_setaffinity(0, sizeof(last), &last);  /* alone there, if the test keeps CPU 0 */
+        for (int i = 0, n = atoi(argv[2]); i < n; i++)
+            syscall(SYS_getppid);
+        clock_gettime(CLOCK_MONOTONIC, &start);  /* the vDSO: no syscall */
+        do
+            clock_gettime(CLOCK_MONOTONIC, &now);
+        while (now.tv_sec - start.tv_sec < atoi(argv[3]));
         return 0;
     }
     if (argc >= 3 && !strcmp(argv[1], "pingpong")) {

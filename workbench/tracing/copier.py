@@ -52,7 +52,10 @@ class Copier:
         self._stop_w = stop_w
 
     @classmethod
-    def spawn(cls, map_fd: int, ring_size: int, queue_limit: int = QUEUE_LIMIT) -> Copier:
+    def spawn(cls, map_fd: int, ring_size: int, queue_limit: int = QUEUE_LIMIT,
+              batch: tuple[int, int] = (0, 1)) -> Copier:
+        """`batch`: (bytes, records) of a ring record that holds a batch of records, so that
+        losses are counted in records (probes/wb_layout.h WB_BATCH)."""
         frames_r, frames_w = os.pipe()
         stop_r, stop_w = os.pipe()
         try:
@@ -65,7 +68,8 @@ class Copier:
             # -S: no site packages to import; the copier needs the standard library and this file.
             proc = subprocess.Popen(
                 [sys.executable, "-S", "-m", "workbench.tracing.copier", str(os.getpid()),
-                 str(map_fd), str(ring_size), str(frames_w), str(stop_r), str(queue_limit)],
+                 str(map_fd), str(ring_size), str(frames_w), str(stop_r), str(queue_limit),
+                 str(batch[0]), str(batch[1])],
                 pass_fds=(map_fd, frames_w, stop_r), stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, env=env, start_new_session=True)
         except BaseException:
@@ -123,7 +127,8 @@ def _die_with_parent(parent: int) -> None:
         os._exit(0)  # the workbench died before the line above
 
 
-def _copy(map_fd: int, ring_size: int, out: int, stop: int, queue_limit: int) -> None:
+def _copy(map_fd: int, ring_size: int, out: int, stop: int, queue_limit: int, batch_size: int,
+          batch_count: int) -> None:
     from workbench.tracing.ringbuf import RingReader
 
     reader = RingReader(map_fd, ring_size)
@@ -138,7 +143,7 @@ def _copy(map_fd: int, ring_size: int, out: int, stop: int, queue_limit: int) ->
         nonlocal queued, lost
         taken = 0
         while True:
-            data, n = reader.take(ring_size // 4)
+            data, n = reader.take(ring_size // 4, batch_size, batch_count)
             if not n:
                 return taken
             taken += len(data)
@@ -190,7 +195,7 @@ def _copy(map_fd: int, ring_size: int, out: int, stop: int, queue_limit: int) ->
 
 
 def main(argv: list[str]) -> int:
-    parent, map_fd, ring_size, out, stop, queue_limit = (int(a) for a in argv)
+    parent, map_fd, ring_size, out, stop, queue_limit, batch_size, batch_count = (int(a) for a in argv)
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the workbench's to handle
     try:
@@ -198,7 +203,7 @@ def main(argv: list[str]) -> int:
     except OSError:
         pass
     try:
-        _copy(map_fd, ring_size, out, stop, queue_limit)
+        _copy(map_fd, ring_size, out, stop, queue_limit, batch_size, batch_count)
     except BrokenPipeError:
         pass  # the workbench closed its end: nobody wants the rest
     return 0

@@ -52,6 +52,18 @@ def percpu_hash_sums(table: Any) -> dict[int, int]:
     return out
 
 
+def percpu_values(table: Any, index: int = 0) -> list[bytes]:
+    """The raw value of one per-cpu array element on each cpu (each rounded up to 8 bytes)."""
+    lib, ncpu, fd = _lib(), possible_cpus(), table.map_fd
+    size = (ct.sizeof(getattr(table, "sLeaf", table.Leaf)) + 7) & ~7
+    buf = (ct.c_char * (size * ncpu))()
+    key = ct.c_uint32(index)
+    if lib.bpf_lookup_elem(fd, ct.byref(key), buf) != 0:
+        return []
+    raw = bytes(buf)
+    return [raw[c * size: (c + 1) * size] for c in range(ncpu)]
+
+
 def zero_percpu_array(table: Any, indexes: range | list[int]) -> None:
     lib, ncpu, fd = _lib(), possible_cpus(), table.map_fd
     words = ct.sizeof(getattr(table, "sLeaf", table.Leaf)) // 8  # per-cpu tables: one cpu's value

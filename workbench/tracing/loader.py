@@ -35,6 +35,13 @@ TRACEFS = Path("/sys/kernel/tracing")
 # signal_generate is raw for its siginfo (the ABI of a call seccomp killed).
 RAW_TRACEPOINTS = {"sched_switch": "wb_sched_switch", "sys_enter": "wb_sys_enter", "sys_exit": "wb_sys_exit",
                    "signal_generate": "wb_signal_generate"}
+# With the stream: a timer hook, so records waiting in a CPU's batch go out within a tick.
+STREAM_RAW_TRACEPOINTS = {"hrtimer_expire_entry": "wb_tick"}
+
+
+def raw_tracepoints(options: "Options") -> dict[str, str]:
+    """The raw tracepoints a probe set with these options attaches: hook -> program."""
+    return {**RAW_TRACEPOINTS, **(STREAM_RAW_TRACEPOINTS if options.stream else {})}
 TRACEPOINTS = {
     "task:task_newtask": "tracepoint__task__task_newtask",
     "sched:sched_process_exec": "tracepoint__sched__sched_process_exec",
@@ -45,7 +52,7 @@ TRACEPOINTS = {
 }
 # Which user-facing probe each hook belongs to (ProbeStatus.probe).
 PROBE_OF_HOOK = {
-    "sched_switch": "syscalls", "sys_enter": "syscalls", "sys_exit": "syscalls", "task:task_newtask": "processes",
+    "sched_switch": "syscalls", "hrtimer_expire_entry": "syscalls", "sys_enter": "syscalls", "sys_exit": "syscalls", "task:task_newtask": "processes",
     "sched:sched_process_exec": "processes", "sched:sched_process_exit": "processes",
     "signal:signal_deliver": "processes", "signal_generate": "seccomp",
     "oom:mark_victim": "oom", "cgroup:cgroup_attach_task": "syscalls",
@@ -172,7 +179,7 @@ def _compile(options: Options) -> Loaded:
                 # off they return after one array lookup, and detaching an ordinary tracepoint
                 # costs ~70 ms each here (the kernel waits for a grace period).
                 bpf = BPF(text=text.encode(), cflags=options.cflags())
-                for fn in RAW_TRACEPOINTS.values():
+                for fn in raw_tracepoints(options).values():
                     bpf.load_func(fn.encode(), BPF.RAW_TRACEPOINT)
         except Exception as exc:
             detail = _first_error(Path(log.name).read_text(errors="replace") + "\n" + str(exc))
@@ -256,7 +263,7 @@ def attach_all(loaded: Loaded) -> list[tuple[str, str]]:
                 bpf.attach_tracepoint(tp=tp.encode(), fn_name=fn.encode())
             except Exception as exc:  # one missing tracepoint turns one view off, not all
                 failed.append((tp, str(exc)))
-        for tp, fn in RAW_TRACEPOINTS.items():
+        for tp, fn in raw_tracepoints(loaded.options).items():
             try:
                 bpf.attach_raw_tracepoint(tp=tp.encode(), fn_name=fn.encode())
             except Exception as exc:
@@ -277,7 +284,7 @@ def detach_all(loaded: Loaded) -> None:
 def dump(loaded: Loaded) -> str:
     """What was loaded: cflags, the source as compiled, and each program's instructions."""
     parts = ["# cflags: " + " ".join(loaded.options.cflags()), loaded.source]
-    for fn in list(RAW_TRACEPOINTS.values()) + list(TRACEPOINTS.values()):
+    for fn in list(raw_tracepoints(loaded.options).values()) + list(TRACEPOINTS.values()):
         try:
             parts.append(f"# {fn}\n" + loaded.bpf.disassemble_func(fn.encode()))
         except Exception as exc:

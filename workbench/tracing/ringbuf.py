@@ -71,9 +71,10 @@ class RingReader:
             self._cons_pos[0] = cons_pos
         return n
 
-    def take(self, max_bytes: int) -> tuple[bytes, int]:
+    def take(self, max_bytes: int, batch_size: int = 0, batch_count: int = 1) -> tuple[bytes, int]:
         """Copy out the committed records (up to about max_bytes) and hand their space back at
         once; returns (raw bytes with their headers, record count). Walk them with `spans()`.
+        A record of exactly `batch_size` bytes holds `batch_count` records and counts as many.
 
         For a fast producer and a slow consumer: the kernel's buffer is freed at memcpy speed,
         the records are decoded later from our own memory.
@@ -86,8 +87,9 @@ class RingReader:
             length = words[(base + (cons_pos & mask)) >> 2]
             if length & _BUSY:
                 break
-            cons_pos += ((length & ~(_BUSY | _DISCARD)) + 8 + 7) & ~7
-            n += 1
+            size = length & ~(_BUSY | _DISCARD)
+            cons_pos += (size + 8 + 7) & ~7
+            n += batch_count if size == batch_size else 1
         if cons_pos == start:
             return b"", 0
         off = base + (start & mask)

@@ -13,6 +13,7 @@ counted and published as `EventsLost`.
 
 from __future__ import annotations
 
+import ctypes as ct
 import os
 import select
 import threading
@@ -31,6 +32,7 @@ from workbench.tracing.records import Decoder
 from workbench.tracing.ringbuf import RingReader, spans
 
 _MAX_NR = 512            # WB_MAX_NR
+_WB_BATCH = 16           # WB_BATCH: plain stream records per batch ring record
 _BATCH = 2048            # syscalls per SyscallBatch: few bus calls, still a fresh view
 _IDLE_WAIT_S = 0.01      # the control ring wakes us; the timeout only bounds a missed wakeup
 _LOST_EVERY_S = 0.5
@@ -135,7 +137,9 @@ class Tracer:
                     leftover = RingReader(stream.map_fd, stream.max_entries)
                     leftover.skip_all()  # an earlier session's unread records, if any
                     leftover.close()
-                    self._copier = Copier.spawn(stream.map_fd, stream.max_entries, self.stream_queue)
+                    sys_size = ct.sizeof(loaded.layouts["sys"])
+                    self._copier = Copier.spawn(stream.map_fd, stream.max_entries, self.stream_queue,
+                                                batch=(sys_size * _WB_BATCH, _WB_BATCH))
             except OSError as exc:
                 if self._ctrl is not None:
                     self._ctrl.close()
@@ -223,6 +227,7 @@ class Tracer:
                         self._decoder_thread.join()
                     else:
                         self._decode_frames()  # start() was never called
+                    self._decode_batches_left(loaded)
                 final = SyscallStats(ts_ns=now_ns(), stats=self._read_stats())
                 if self._copier_died:
                     # What it had taken out of the kernel and not passed on is lost, uncounted
@@ -303,6 +308,8 @@ class Tracer:
             bpf[name].clear()
         kernelmaps.zero_percpu_array(bpf[b"wb_sysrows"], range(_MAX_NR))
         kernelmaps.zero_percpu_array(bpf[b"wb_lost"], range(2))
+        if self.options.stream:
+            kernelmaps.zero_percpu_array(bpf[b"wb_batches"], range(1))
         self._user_lost = 0
         self._lost_reported = {}
 
@@ -403,7 +410,7 @@ class Tracer:
                     self._user_lost += count  # the copier's queue was full: we were too far behind
             if kind != DATA:
                 continue
-            view, where = memoryview(data), spans(data)
+            view, where = memoryview(data), self._unbatch(spans(data))
             for i in range(0, len(where), _BATCH):
                 batch = syscalls(view, where[i: i + _BATCH])
                 self._delivered += len(batch)
@@ -415,6 +422,37 @@ class Tracer:
             self.bus.publish(Notice(level="error", source="probes",
                                     text=f"the syscall stream's copier process died (status {status}): "
                                          "later syscalls are counted, not shown"))
+
+    def _unbatch(self, where: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """A ring record holding a full batch (WB_BATCH plain records, probes/wb_layout.h) as
+        the spans of its records."""
+        size = self._decoder.sys_size if self._decoder else 0
+        batch = size * _WB_BATCH
+        if not any(s == batch for _o, s in where):
+            return where
+        out: list[tuple[int, int]] = []
+        for off, s in where:
+            if s == batch:
+                out.extend((off + i * size, size) for i in range(_WB_BATCH))
+            else:
+                out.append((off, s))
+        return out
+
+    def _decode_batches_left(self, loaded: loader.Loaded) -> None:
+        """After detaching: the records still waiting in each CPU's batch (the probes flush on a
+        tick, a task switch or a full batch; the last few of a run wait here)."""
+        dec = self._decoder
+        if dec is None:
+            return
+        size = dec.sys_size
+        for raw in kernelmaps.percpu_values(loaded.bpf[b"wb_batches"]):
+            n = min(int.from_bytes(raw[:4], "little"), _WB_BATCH)
+            if n:
+                view = memoryview(raw)
+                batch = dec.syscalls(view, [(8 + i * size, size) for i in range(n)])
+                self._delivered += len(batch)
+                self.bus.publish(SyscallBatch(ts_ns=batch[0].ts_ns, syscalls=tuple(batch)))
+        kernelmaps.zero_percpu_array(loaded.bpf[b"wb_batches"], range(1))
 
     def _ours(self, pid: int) -> bool:
         dec = self._decoder
