@@ -111,7 +111,7 @@ def _check_bcc() -> list[Check]:
     for tp in ("raw_syscalls/sys_enter", "raw_syscalls/sys_exit", "sched/sched_process_fork",
                "sched/sched_process_exec", "sched/sched_process_exit", "task/task_newtask",
                "signal/signal_generate", "signal/signal_deliver", "oom/mark_victim", "sched/sched_switch",
-               "cgroup/cgroup_attach_task"):
+               "cgroup/cgroup_attach_task", "timer/hrtimer_expire_entry"):
         ok = os.path.isdir(f"{events}/{tp}")
         out.append(Check(f"tracepoint {tp.replace('/', ':')}", ok, "present" if ok else "missing",
                          "" if ok else "mount tracefs, or use a kernel with this tracepoint",
