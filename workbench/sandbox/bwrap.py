@@ -307,15 +307,7 @@ class BwrapSandbox(SandboxHandle):
         usage: dict = {}
         if self._closed:
             return usage
-        if self._holder is not None and self.status is None:
-            self._holder.abandon()
-            if self._holder.proc.poll() is None:
-                self.kill()
-                if self.wait(timeout=5) is None:
-                    self._holder.proc.kill()
-                    self._holder.proc.wait()
-            else:
-                self.wait(timeout=0)
+        self._end_holder(self._holder)
         self._closed = True
         for fd in self._fds + [x for x in (self._block_w, self._status_r) if x is not None]:
             try:

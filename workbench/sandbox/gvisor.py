@@ -330,12 +330,7 @@ class GvisorSandbox(SandboxHandle):
         usage: dict = {}
         if self._closed:
             return usage
-        if self._holder is not None and self.status is None:
-            self._holder.abandon()
-            self.kill()
-            if self.wait(timeout=5) is None:
-                self._holder.proc.kill()
-                self._holder.proc.wait()
+        self._end_holder(self._holder)
         self._closed = True
         self._stop_follower()
         if self._stub_watcher is not None:

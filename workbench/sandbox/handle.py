@@ -62,6 +62,20 @@ class SandboxHandle:
         self.exited_at = time.monotonic()
         return code
 
+    def _end_holder(self, holder) -> None:
+        """close() of a backend whose tool (bwrap, runsc) is held by a process of ours: if the
+        command has not ended, stop holding, kill it, give it 5 s, then kill the tool itself."""
+        if holder is None or self.status is not None:
+            return
+        holder.abandon()
+        if holder.proc.poll() is not None:
+            self.wait(timeout=0)  # ended already: only its status to collect
+            return
+        self.kill()
+        if self.wait(timeout=5) is None:
+            holder.proc.kill()
+            holder.proc.wait()
+
     @property
     def run_seconds(self) -> float:
         """Release to exit (or to now, while it runs)."""
