@@ -138,22 +138,28 @@ def test_fork_at_the_pids_limit():
     assert after.stdout == b"13\n"
 
 
-def test_host_service_refused_on_the_sandbox_loopback():
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    port = server.getsockname()[1]
-
+def greet_every_client(server: socket.socket, greeting: bytes) -> None:
+    """A host service for the sandbox to reach: answers each connection with `greeting` until
+    the listening socket is closed."""
     def serve():
         while True:
             try:
                 conn, _ = server.accept()
             except OSError:
                 return
-            conn.sendall(b"hello\n")
+            conn.sendall(greeting)
             conn.close()
 
     threading.Thread(target=serve, daemon=True).start()
+
+
+def test_host_service_refused_on_the_sandbox_loopback():
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    port = server.getsockname()[1]
+
+    greet_every_client(server, b"hello\n")
     try:
         p = apply_overrides(load("default"), net="loopback")
         code = f"import socket; s = socket.create_connection(('127.0.0.1', {port})); print(s.recv(6).decode(), end='')"
@@ -254,16 +260,7 @@ def test_a_unix_socket_of_the_host_is_not_in_the_sandbox(tmp_path):
     os.chmod(path, 0o777)
     server.listen(4)
 
-    def serve():
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            conn.sendall(b"pong\n")
-            conn.close()
-
-    threading.Thread(target=serve, daemon=True).start()
+    greet_every_client(server, b"pong\n")
     try:
         code = (f"import socket; s = socket.socket(socket.AF_UNIX); s.connect({str(path)!r}); "
                 "print(s.recv(5).decode(), end='')")
