@@ -14,6 +14,8 @@ import pytest
 from workbench import lessons
 from workbench.lessons import Collector, evaluate_all
 
+from .samples import WRONG
+
 WORKBENCH = [sys.executable, "-m", "workbench.cli.main"]
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -100,25 +102,6 @@ def replay_facts(path: Path):
         for event in recording.events():
             bus.publish(event)
     return collector.snapshot(report.build(), ended=True)
-
-
-WRONG = '''
-name = "wrong"
-title = "A lesson whose expectation is wrong"
-layer = "pid"
-summary = "s"
-explanation = "e"
-[[steps]]
-name = "on"
-title = "the default profile"
-command = ["sh", "-c", "echo my pid: $$"]
-[[steps.checks]]
-what = "the command believes it is pid 1"
-stdout_matches = "my pid: 1$"
-[[steps.checks]]
-what = "it exits 0"
-expect = { exit_code = 0 }
-'''
 
 
 @pytest.mark.privileged

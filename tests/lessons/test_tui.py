@@ -14,6 +14,8 @@ from workbench.tui.capture import screen_text
 from workbench.tui.messages import Lifecycle
 from workbench.tui.screens.lessons import LessonListScreen, LessonScreen, LessonStepScreen, build_lesson_app
 
+from .samples import WRONG
+
 pytestmark = [pytest.mark.asyncio, pytest.mark.privileged, pytest.mark.usefixtures("live")]
 
 
@@ -84,26 +86,6 @@ async def test_seccomp_lesson_on_then_off_in_the_tui():
         await pilot.press("ctrl+q")
         await wait_for(pilot, lambda: not app.is_running, "the app to exit", 20)
     assert app.return_code == 0
-
-
-WRONG = '''
-name = "wrong"
-title = "A wrong expectation"
-layer = "pid"
-summary = "the command is pid 2, the lesson says 1"
-explanation = "e"
-look = [{ pane = "output", what = "the pid" }]
-[[steps]]
-name = "on"
-title = "the default profile"
-command = ["sh", "-c", "echo my pid: $$"]
-[[steps.checks]]
-what = "the command believes it is pid 1"
-stdout_matches = "my pid: 1$"
-[[steps.checks]]
-what = "it exits 0"
-expect = { exit_code = 0 }
-'''
 
 
 async def test_a_wrong_expectation_shows_failed_with_what_was_seen():
