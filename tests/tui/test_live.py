@@ -187,13 +187,20 @@ async def test_a_replayed_failure_is_fixed_and_relaunched_live(tmp_path: Path):
     assert workbench_cgroups() == before
 
 
+SLEEPER = ["sh", "-c", "echo started; exec sleep 300"]
+
+
+async def until_started(pilot, app) -> None:
+    """The SLEEPER's session is on screen and its command has started."""
+    await wait_for(pilot, lambda: isinstance(app.screen, SessionScreen)
+                   and ("stdout", "started") in app.screen.state.output, "the command to start", 60)
+
+
 async def test_quit_while_running_ends_the_sandbox():
-    options = make_options(load("default"), ["sh", "-c", "echo started; exec sleep 300"])
-    app = build_app(options)
+    app = build_app(make_options(load("default"), SLEEPER))
     before = workbench_cgroups()
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, SessionScreen)
-                       and ("stdout", "started") in app.screen.state.output, "the command to start", 60)
+        await until_started(pilot, app)
         pid = app.screen.state.ready.pid
         assert os.path.exists(f"/proc/{pid}")
         await pilot.press("q")
@@ -203,12 +210,10 @@ async def test_quit_while_running_ends_the_sandbox():
 
 
 async def test_x_kills_the_sandbox_and_the_screen_says_so():
-    options = make_options(load("default"), ["sh", "-c", "echo started; exec sleep 300"])
-    app = build_app(options)
+    app = build_app(make_options(load("default"), SLEEPER))
     before = workbench_cgroups()
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, SessionScreen)
-                       and ("stdout", "started") in app.screen.state.output, "the command to start", 60)
+        await until_started(pilot, app)
         screen = app.screen
         running = workbench_cgroups() - before
         await pilot.press("x")
