@@ -190,3 +190,24 @@ def _free_cached_probes():
     from workbench.tracing import loader
 
     loader.release_cached()
+
+
+@pytest.fixture
+def traced(make_tracer, sandboxes):
+    """traced(cmd, flags=(), pid_tree=False, memory_limit=None, **tracer_options): launch `cmd`
+    held at its gate (in its own cgroup, or followed as a process tree with pid_tree), trace it
+    from its first instruction to its exit; returns (the stopped tracer, the held workload, its
+    exit code)."""
+
+    def run(cmd, flags=(), pid_tree=False, memory_limit=None, **tracer_options):
+        t = make_tracer(**tracer_options)
+        t.compile()
+        held = sandboxes.launch(cmd, flags=flags, cgroup=not pid_tree, memory_limit=memory_limit)
+        t.attach(None if pid_tree else held.cgroup_id, held.pid, held.pid)
+        t.start()
+        held.release()
+        code = held.wait()
+        t.stop()
+        return t, held, code
+
+    return run

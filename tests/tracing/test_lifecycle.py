@@ -10,7 +10,6 @@ import pytest
 
 from workbench.core.events import EventsLost, ProbeStatus
 from workbench.tracing import loader
-from workbench.tracing.tracer import Tracer
 
 pytestmark = pytest.mark.privileged
 

@@ -9,21 +9,9 @@ from workbench.core.events import OomKill, ProcessExec, ProcessExited, ProcessFo
 pytestmark = pytest.mark.privileged
 
 
-def traced(make_tracer, sandboxes, cmd, *, pid_tree=False, **launch):
-    t = make_tracer(stream=False)
-    t.compile()
-    held = sandboxes.launch(cmd, cgroup=not pid_tree, **launch)
-    t.attach(None if pid_tree else held.cgroup_id, held.pid, held.pid)
-    t.start()
-    held.release()
-    code = held.wait()
-    t.stop()
-    return t, held, code
-
-
 @pytest.mark.parametrize("pid_tree", [False, True], ids=["cgroup-filter", "pid-tree-filter"])
-def test_three_process_tree_fork_exec_exit(make_tracer, sandboxes, recorder, workload, pid_tree):
-    t, held, code = traced(make_tracer, sandboxes, [workload, "tree", "3", "7"], pid_tree=pid_tree)
+def test_three_process_tree_fork_exec_exit(traced, recorder, workload, pid_tree):
+    t, held, code = traced([workload, "tree", "3", "7"], pid_tree=pid_tree, stream=False)
     assert code == 5
     forks = recorder.of(ProcessForked)
     assert len(forks) == 2 and {f.ppid for f in forks} == {held.pid}
@@ -37,23 +25,17 @@ def test_three_process_tree_fork_exec_exit(make_tracer, sandboxes, recorder, wor
     assert (counts["clone"], counts["exit_group"], counts["execve"]) == (2, 3, 1)
 
 
-def test_threads_are_counted_but_not_reported_as_processes(make_tracer, sandboxes, recorder, workload):
-    t = make_tracer(stream=True)
-    t.compile()
-    held = sandboxes.launch([workload, "threads", "3", "9"])
-    t.attach(held.cgroup_id, held.pid, held.pid)
-    t.start()
-    held.release()
-    assert held.wait() == 0
-    t.stop()
+def test_threads_are_counted_but_not_reported_as_processes(traced, recorder, workload):
+    t, held, code = traced([workload, "threads", "3", "9"], stream=True)
+    assert code == 0
     assert next(s.count for s in t.stats().stats if s.name == "getppid") == 27
     calls = [s for s in recorder.syscalls() if s.name == "getppid"]
     assert len(calls) == 27 and len({s.tid for s in calls}) == 3 and {s.pid for s in calls} == {held.pid}
     assert recorder.of(ProcessForked) == []
 
 
-def test_exec_of_a_child_has_its_argv(make_tracer, sandboxes, recorder, workload):
-    t, held, code = traced(make_tracer, sandboxes, [workload, "execchild", "/bin/echo", "one", "two three"])
+def test_exec_of_a_child_has_its_argv(traced, recorder, workload):
+    t, held, code = traced([workload, "execchild", "/bin/echo", "one", "two three"], stream=False)
     assert code == 0
     child = [f.pid for f in recorder.of(ProcessForked)]
     execs = [(e.pid, e.filename, e.argv) for e in recorder.of(ProcessExec)]
@@ -61,8 +43,8 @@ def test_exec_of_a_child_has_its_argv(make_tracer, sandboxes, recorder, workload
     assert {e.pid: e.exit_code for e in recorder.of(ProcessExited)} == {child[0]: 0, held.pid: 0}
 
 
-def test_oom_kill_is_reported(make_tracer, sandboxes, recorder, workload):
-    t, held, code = traced(make_tracer, sandboxes, [workload, "alloc", "257"], memory_limit=33 << 20)
+def test_oom_kill_is_reported(traced, recorder, workload):
+    t, held, code = traced([workload, "alloc", "257"], memory_limit=33 << 20, stream=False)
     assert code == -9
     ooms = recorder.of(OomKill)
     assert [o.pid for o in ooms] == [held.pid]

@@ -10,21 +10,9 @@ from workbench.core.events import FatalSignal, ProcessExited, SeccompDenial
 pytestmark = pytest.mark.privileged
 
 
-def run(make_tracer, sandboxes, cmd, flags, **kw):
-    t = make_tracer(**kw)
-    t.compile()
-    held = sandboxes.launch(cmd, flags=flags)
-    t.attach(held.cgroup_id, held.pid, held.pid)
-    t.start()
-    held.release()
-    code = held.wait()
-    t.stop()
-    return t, held, code
-
-
-def test_7_denied_mkdir_give_7_denials_with_their_paths(make_tracer, sandboxes, recorder, workload, tmp_path):
+def test_7_denied_mkdir_give_7_denials_with_their_paths(traced, recorder, workload, tmp_path):
     rule = "seccomp.syscalls: mkdir (deny-list, errno EPERM)"
-    t, held, code = run(make_tracer, sandboxes, [workload, "mkdir", str(tmp_path), "7"], ("--errno-mkdir",),
+    t, held, code = traced([workload, "mkdir", str(tmp_path), "7"], ("--errno-mkdir",),
                         rule_for=lambda name: rule if name == "mkdir" else "")
     assert code == 0
     denials = recorder.of(SeccompDenial)
@@ -39,17 +27,17 @@ def test_7_denied_mkdir_give_7_denials_with_their_paths(make_tracer, sandboxes, 
     assert (mkdir.count, mkdir.errors) == (7, {"EPERM": 7})
 
 
-def test_mkdir_allowed_is_not_a_denial(make_tracer, sandboxes, recorder, workload, tmp_path):
-    t, held, code = run(make_tracer, sandboxes, [workload, "mkdir", str(tmp_path), "3"], ())
+def test_mkdir_allowed_is_not_a_denial(traced, recorder, workload, tmp_path):
+    t, held, code = traced([workload, "mkdir", str(tmp_path), "3"], ())
     assert code == 0
     assert recorder.of(SeccompDenial) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d0", "d1", "d2"]
 
 
-def test_killed_by_seccomp_names_the_syscall(make_tracer, sandboxes, recorder, workload, tmp_path):
+def test_killed_by_seccomp_names_the_syscall(traced, recorder, workload, tmp_path):
     target = tmp_path / "keep"
     target.mkdir()
-    t, held, code = run(make_tracer, sandboxes, [workload, "rmdir", str(target)], ("--kill-rmdir",),
+    t, held, code = traced([workload, "rmdir", str(target)], ("--kill-rmdir",),
                         stream=False)
     assert code == -31  # SIGSYS
     assert target.exists()
@@ -60,10 +48,10 @@ def test_killed_by_seccomp_names_the_syscall(make_tracer, sandboxes, recorder, w
     assert [(e.exit_code, e.signal) for e in exits] == [(None, 31)]
 
 
-def test_trap_action_is_told_apart_from_kill(make_tracer, sandboxes, recorder, workload, tmp_path):
+def test_trap_action_is_told_apart_from_kill(traced, recorder, workload, tmp_path):
     target = tmp_path / "keep"
     target.mkdir()
-    t, held, code = run(make_tracer, sandboxes, [workload, "rmdir", str(target)], ("--trap-rmdir",))
+    t, held, code = traced([workload, "rmdir", str(target)], ("--trap-rmdir",))
     assert code == -31  # the default SIGSYS handler ends it, after the call returned
     denials = recorder.of(SeccompDenial)
     assert [(d.syscall, d.action) for d in denials] == [("rmdir", "trap")]
@@ -71,8 +59,8 @@ def test_trap_action_is_told_apart_from_kill(make_tracer, sandboxes, recorder, w
 
 
 @pytest.mark.parametrize("action", ["errno", "kill"])
-def test_the_apps_execve_refused_is_the_first_thing_recorded(make_tracer, sandboxes, recorder, workload, action):
-    t, held, code = run(make_tracer, sandboxes, [workload, "getppid", "3"], (f"--{action}-execve",))
+def test_the_apps_execve_refused_is_the_first_thing_recorded(traced, recorder, workload, action):
+    t, held, code = traced([workload, "getppid", "3"], (f"--{action}-execve",))
     assert code == (126 if action == "errno" else -31)
     denials = recorder.of(SeccompDenial)
     assert [(d.syscall, d.action, d.pid, d.args.get("pathname")) for d in denials] == [

@@ -9,25 +9,13 @@ import pytest
 pytestmark = pytest.mark.privileged
 
 
-def run_traced(make_tracer, sandboxes, cmd, stream=True, flags=()):
-    t = make_tracer(stream=stream)
-    t.compile()
-    held = sandboxes.launch(cmd, flags=flags)
-    t.attach(held.cgroup_id, held.pid, held.pid)
-    t.start()
-    held.release()
-    code = held.wait()
-    stats = t.stats()
-    t.stop()
-    return t, held, code, stats
-
-
 def count_of(stats, name):
     return next((s.count for s in stats.stats if s.name == name), 0)
 
 
-def test_23_getppid_counted_exactly_in_kernel_and_stream(make_tracer, sandboxes, recorder, workload):
-    t, held, code, stats = run_traced(make_tracer, sandboxes, [workload, "getppid", "23"])
+def test_23_getppid_counted_exactly_in_kernel_and_stream(traced, recorder, workload):
+    t, held, code = traced([workload, "getppid", "23"])
+    stats = t.stats()
     assert code == 0
     assert count_of(stats, "getppid") == 23
     stream = [s for s in recorder.syscalls() if s.name == "getppid"]
@@ -37,8 +25,9 @@ def test_23_getppid_counted_exactly_in_kernel_and_stream(make_tracer, sandboxes,
     assert t.lost() == 0
 
 
-def test_first_recorded_syscall_is_the_apps_execve(make_tracer, sandboxes, recorder):
-    t, held, code, stats = run_traced(make_tracer, sandboxes, ["/bin/true"])
+def test_first_recorded_syscall_is_the_apps_execve(traced, recorder):
+    t, held, code = traced(["/bin/true"])
+    stats = t.stats()
     assert code == 0
     calls = recorder.syscalls()
     assert calls[0].name == "execve"
@@ -70,15 +59,9 @@ def test_host_process_outside_the_sandbox_is_never_counted(make_tracer, sandboxe
     assert {s.pid for s in recorder.syscalls()} == {inside.pid}
 
 
-def test_a_cgroup_the_app_makes_below_its_own_is_still_the_sandbox(make_tracer, sandboxes, recorder, workload):
-    t = make_tracer()
-    t.compile()
-    held = sandboxes.launch([workload, "movecg", "{cgroup}/sub", "7"])
-    t.attach(held.cgroup_id, held.pid, held.pid)
-    t.start()
-    held.release()
-    assert held.wait() == 0
-    t.stop()
+def test_a_cgroup_the_app_makes_below_its_own_is_still_the_sandbox(traced, recorder, workload):
+    t, held, code = traced([workload, "movecg", "{cgroup}/sub", "7"])
+    assert code == 0
     assert (held.cgroup_dir / "sub").is_dir()
     assert count_of(t.stats(), "getppid") == 7
     calls = [s for s in recorder.syscalls() if s.name == "getppid"]
@@ -100,12 +83,12 @@ def test_a_task_that_leaves_the_sandbox_is_no_longer_counted(make_tracer, sandbo
     assert not any(s.denied for s in recorder.syscalls())
 
 
-def test_tasks_taking_turns_on_one_cpu_are_counted_exactly(make_tracer, sandboxes, recorder, workload):
+def test_tasks_taking_turns_on_one_cpu_are_counted_exactly(traced, recorder, workload):
     # The probes keep a task's syscall state in a per-CPU slot and move it out with the task at
     # every context switch (probes/syscalls.c). Two processes pinned to one CPU, each read
     # blocking until the other writes: 2 x 1001 switches in the middle of a pending read. A state
     # lost on the way would turn those reads into seccomp denials or drop them from the counts.
-    t, held, code, _ = run_traced(make_tracer, sandboxes, [workload, "pingpong", "1001"])
+    t, held, code = traced([workload, "pingpong", "1001"])
     assert code == 0
     stats, calls = t.stats(), recorder.syscalls()
     assert count_of(stats, "getppid") == 2002
@@ -116,8 +99,7 @@ def test_tasks_taking_turns_on_one_cpu_are_counted_exactly(make_tracer, sandboxe
         assert len([s for s in calls if s.name == name]) == count_of(stats, name)
 
 
-def test_calls_before_a_long_busy_loop_reach_the_stream_while_it_spins(make_tracer, sandboxes, recorder,
-                                                                         workload, wait_for):
+def test_calls_before_a_long_busy_loop_reach_the_stream_while_it_spins(make_tracer, sandboxes, recorder, workload, wait_for):
     # Plain records wait in a per-CPU batch of 16 until it is full, a task leaves that CPU, or
     # the CPU's next timer tick (probes/syscalls.c): 7 calls and then 5 s of computing must not
     # keep the 7 from the live view until the app ends. (The workload spins alone on the last
@@ -144,8 +126,9 @@ def test_calls_before_a_long_busy_loop_reach_the_stream_while_it_spins(make_trac
     t.stop()
 
 
-def test_aggregates_only_mode_counts_without_a_stream(make_tracer, sandboxes, recorder, workload):
-    t, held, code, stats = run_traced(make_tracer, sandboxes, [workload, "getppid", "23"], stream=False)
+def test_aggregates_only_mode_counts_without_a_stream(traced, recorder, workload):
+    t, held, code = traced([workload, "getppid", "23"], stream=False)
+    stats = t.stats()
     assert count_of(stats, "getppid") == 23
     assert recorder.syscalls() == []
 
