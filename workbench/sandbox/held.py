@@ -104,6 +104,7 @@ def namespaces_of(pid: int) -> dict[str, dict]:
     for name in ("user", "pid", "mnt", "net", "uts", "ipc", "cgroup"):
         try:
             inode = os.stat(f"/proc/{pid}/ns/{name}").st_ino
+            # "Host" is the workbench's own view: /proc/1 may belong to an outer sandbox.
             out[name] = {"inode": inode, "isolated": inode != os.stat(f"/proc/self/ns/{name}").st_ino}
         except OSError:
             out[name] = {"inode": None, "isolated": None}

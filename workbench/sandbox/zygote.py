@@ -31,12 +31,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from workbench.sandbox import cgroups, inside, network, security
+from workbench.sandbox import cgroups, held, inside, network, security
 from workbench.sandbox.inside import Channels, LaunchFailed
 
 STEP_TIMEOUT_S = 20.0
 MAX_MSG = 1 << 20
-NAMESPACES = ("user", "pid", "mnt", "net", "uts", "ipc", "cgroup")
 
 
 def _read_line(fd: int, timeout: float = STEP_TIMEOUT_S) -> str:
@@ -176,7 +175,7 @@ class Launcher:
             return
         phases = _durations(t0, [("assign", time.monotonic())]) if used_spare else _durations(t0, sb.phases)
         self.send({"op": "ready", "id": sid, "pid": sb.pid_c, "init_pid": sb.pid_b,
-                   "cgroup": sb.cgroup.to_dict(), "namespaces": self._namespaces(sb.pid_c),
+                   "cgroup": sb.cgroup.to_dict(), "namespaces": held.namespaces_of(sb.pid_c),
                    "veth": sb.veth, "launch_ms": (time.monotonic() - t0) * 1000,
                    "spare": used_spare, "phases_ms": phases})
 
@@ -310,18 +309,6 @@ class Launcher:
         if not kids:
             raise LaunchFailed(125, "the command's process vanished during set-up")
         return int(kids[0])
-
-    @staticmethod
-    def _namespaces(pid: int) -> dict:
-        ns = {}
-        for name in NAMESPACES:
-            try:
-                inode = os.stat(f"/proc/{pid}/ns/{name}").st_ino
-                # "Host" is the workbench's own view: /proc/1 may belong to an outer sandbox.
-                ns[name] = {"inode": inode, "isolated": inode != os.stat(f"/proc/self/ns/{name}").st_ino}
-            except OSError:
-                ns[name] = {"inode": None, "isolated": None}
-        return ns
 
     # --- ending --------------------------------------------------------------------------------
 
