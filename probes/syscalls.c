@@ -227,6 +227,14 @@ int wb_tick(struct bpf_raw_tracepoint_args *ctx)
 }
 #endif
 
+/* The number of the call returning, from the saved orig_ax: for calls with no pending entry. */
+static __always_inline u32 wb_nr_at_exit(struct pt_regs *regs)
+{
+    u64 nr = 0;
+    bpf_probe_read_kernel(&nr, sizeof(nr), &regs->orig_ax);
+    return (u32)nr;
+}
+
 /* The slot of this CPU for the task whose registers are at `regs`: its own already, or claimed
  * now (its state back from task storage, its membership checked). NULL when the task is not
  * followed. */
@@ -357,9 +365,7 @@ int wb_sys_exit(struct bpf_raw_tracepoint_args *ctx)
          * is a new task returning from fork. From now on its calls are paired. */
         if (ret != 0)
             return 0;
-        u64 nr64 = 0;
-        bpf_probe_read_kernel(&nr64, sizeof(nr64), &regs->orig_ax);
-        nr = (u32)nr64;
+        nr = wb_nr_at_exit(regs);
         if (nr == WB_NR_CLONE || nr == WB_NR_CLONE3 || nr == WB_NR_FORK || nr == WB_NR_VFORK)
             s->st.paired = 1;
         return 0;
@@ -376,9 +382,7 @@ int wb_sys_exit(struct bpf_raw_tracepoint_args *ctx)
         wb_aggregate(nr, ret, dur);
     } else {
         /* Paired thread, no pending entry: seccomp answered this call. */
-        u64 nr64 = 0;
-        bpf_probe_read_kernel(&nr64, sizeof(nr64), &regs->orig_ax);
-        nr = (u32)nr64;
+        nr = wb_nr_at_exit(regs);
         if (!c->gate_open) {
             /* The app's execve itself refused: it never entered, so the gate opens here. */
             if (tid != c->gate_tid || (nr != WB_NR_EXECVE && nr != WB_NR_EXECVEAT))

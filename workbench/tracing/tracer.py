@@ -26,8 +26,7 @@ from workbench.core.events import (
     EventsLost, Notice, OomKill, ProbeStatus, SyscallBatch, SyscallStats, now_ns,
 )
 from workbench.tracing import kernelmaps, loader
-from workbench.tracing import copier
-from workbench.tracing.copier import DATA, LOST, Copier
+from workbench.tracing.copier import DATA, LOST, QUEUE_LIMIT, Copier
 from workbench.tracing.records import Decoder
 from workbench.tracing.ringbuf import RingReader, spans
 
@@ -48,7 +47,7 @@ class Tracer:
 
     def __init__(self, bus: Bus, stream: bool = True, rule_for: Callable[[str], str] | None = None,
                  dump_bpf: bool = False, options: loader.Options | None = None, denials: bool = True,
-                 stream_queue: int = copier.QUEUE_LIMIT):
+                 stream_queue: int = QUEUE_LIMIT):
         self.bus = bus
         self.stream_queue = stream_queue
         """Bytes of stream records the copier keeps for a decoder that is behind; beyond, lost."""
@@ -428,8 +427,6 @@ class Tracer:
         the spans of its records."""
         size = self._decoder.sys_size if self._decoder else 0
         batch = size * _WB_BATCH
-        if not any(s == batch for _o, s in where):
-            return where
         out: list[tuple[int, int]] = []
         for off, s in where:
             if s == batch:
