@@ -61,3 +61,20 @@ if [ ! -e "$stamp" ] || [ ! -x .venv/bin/workbench ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+
+# The sandbox's processes run as an unprivileged host uid and import from this checkout's .venv,
+# and the tests run the tools as `nobody` too: a checkout others cannot read fails there (a clone
+# into `mktemp -d` is 0700; a umask of 077 makes files 0600). Open it to reading, and the
+# directories above it to traversal only.
+if [ -n "$(find "$root" -path "$root/.git" -prune -o ! -perm -o=r -print -quit)" ]; then
+  chmod -R o+rX "$root"
+  say "made $root readable by others (the sandbox's unprivileged uid runs code from it)"
+fi
+dir=$(dirname "$root")
+while [ "$dir" != / ]; do
+  if [ -z "$(find "$dir" -maxdepth 0 -perm -o=x)" ]; then
+    chmod o+x "$dir"
+    say "made $dir traversable by others (not listable), for the same reason"
+  fi
+  dir=$(dirname "$dir")
+done
