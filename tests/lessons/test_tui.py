@@ -27,11 +27,11 @@ class Seen:
 
     def __init__(self) -> None:
         self.events: list[str] = []
-        self._ids: set[int] = set()
+        self._seen: dict[int, object] = {}  # by id, holding the message: a freed one's id is reused
 
     def __call__(self, message) -> None:
-        if isinstance(message, Lifecycle) and id(message) not in self._ids:
-            self._ids.add(id(message))
+        if isinstance(message, Lifecycle) and id(message) not in self._seen:
+            self._seen[id(message)] = message
             self.events.append(type(message.event).__name__)
 
 
